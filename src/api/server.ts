@@ -1,0 +1,182 @@
+// Owns the control API's HTTP server: /healthz, /v1/status, /metrics (Prometheus text), routes
+// contributed by subsystems, the dashboard page, bearer-token auth, and graceful close.
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import { timingSafeEqual } from 'node:crypto';
+import type { AddressInfo } from 'node:net';
+import type { Registry } from 'prom-client';
+import { BulwarkError, describeError } from '../core/errors.js';
+import type { Logger } from '../core/logger.js';
+import type { Route, RouteContext } from '../core/subsystem.js';
+import { isLoopbackHost, parseHostPort } from '../core/config/types.js';
+import { Router } from './router.js';
+import { dashboardHtml } from '../web/dashboard.js';
+
+/** What the API needs from the running control plane. */
+export interface ControlPlane {
+  status(): unknown;
+  routes(): Route[];
+  readonly metrics: Registry;
+}
+
+export interface ApiOptions {
+  listen: string;
+  /** Bearer token; required when listen is not a loopback address. */
+  token?: string | undefined;
+  logger: Logger;
+  /** Largest request body accepted, in bytes. */
+  maxBody?: number;
+}
+
+const MAX_BODY = 1024 * 1024;
+
+export class ApiServer {
+  readonly #plane: ControlPlane;
+  readonly #opts: ApiOptions;
+  readonly #router = new Router();
+  #server: Server | undefined;
+  #tokenBuf: Buffer | undefined;
+
+  constructor(plane: ControlPlane, opts: ApiOptions) {
+    this.#plane = plane;
+    this.#opts = opts;
+    const hp = parseHostPort(opts.listen);
+    if (!hp) throw new BulwarkError('BULWARK_API_LISTEN', `api.listen: expected an address like 127.0.0.1:7070, got '${opts.listen}'`);
+    if (!isLoopbackHost(hp.host) && !opts.token) {
+      throw new BulwarkError('BULWARK_API_TOKEN_REQUIRED', `the API listens on ${opts.listen}, beyond loopback, but no token is configured`, {
+        hint: 'set api.token_file (a file holding a long random token) or api.token_env, or listen on 127.0.0.1',
+      });
+    }
+    this.#tokenBuf = opts.token ? Buffer.from(opts.token) : undefined;
+    this.#router.add({ method: 'GET', path: '/healthz', handle: () => ({ ok: true }) });
+    this.#router.add({ method: 'GET', path: '/v1/status', handle: () => this.#plane.status() });
+    this.#router.add({
+      method: 'GET',
+      path: '/metrics',
+      handle: async ({ res }) => {
+        const text = await this.#plane.metrics.metrics();
+        res.writeHead(200, { 'content-type': this.#plane.metrics.contentType });
+        res.end(text);
+      },
+    });
+    this.#router.add({
+      method: 'GET',
+      path: '/',
+      handle: ({ res }) => {
+        res.writeHead(200, { 'content-type': 'text/html; charset=utf-8', 'cache-control': 'no-store' });
+        res.end(dashboardHtml());
+      },
+    });
+    for (const r of plane.routes()) this.#router.add(r);
+  }
+
+  async listen(): Promise<AddressInfo> {
+    const hp = parseHostPort(this.#opts.listen) as { host: string; port: number };
+    const server = createServer((req, res) => void this.#handle(req, res));
+    server.keepAliveTimeout = 5000;
+    this.#server = server;
+    await new Promise<void>((resolve, reject) => {
+      server.once('error', (err: NodeJS.ErrnoException) =>
+        reject(
+          new BulwarkError('BULWARK_API_LISTEN', `cannot listen on ${this.#opts.listen}: ${err.code ?? err.message}`, {
+            hint: err.code === 'EADDRINUSE' ? 'another process uses that port: stop it or change api.listen' : 'check api.listen',
+            cause: err,
+          }),
+        ),
+      );
+      server.listen(hp.port, hp.host, () => resolve());
+    });
+    return server.address() as AddressInfo;
+  }
+
+  /** The bound address, e.g. "127.0.0.1:7070". */
+  get address(): string {
+    const a = this.#server?.address() as AddressInfo | null | undefined;
+    if (!a) return this.#opts.listen;
+    return a.family === 'IPv6' ? `[${a.address}]:${a.port}` : `${a.address}:${a.port}`;
+  }
+
+  /** Stops accepting connections, lets in-flight requests finish, closes idle keep-alive sockets. */
+  async close(): Promise<void> {
+    const server = this.#server;
+    if (!server) return;
+    this.#server = undefined;
+    await new Promise<void>((resolve) => {
+      server.close(() => resolve());
+      server.closeIdleConnections();
+    });
+  }
+
+  #authorized(req: IncomingMessage, pathname: string): boolean {
+    if (!this.#tokenBuf || pathname === '/healthz') return true;
+    const h = req.headers.authorization ?? '';
+    const m = /^Bearer\s+(.+)$/i.exec(h);
+    if (!m) return false;
+    const given = Buffer.from((m[1] as string).trim());
+    return given.length === this.#tokenBuf.length && timingSafeEqual(given, this.#tokenBuf);
+  }
+
+  async #handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    let url: URL;
+    try {
+      url = new URL(req.url ?? '/', 'http://bulwark.invalid');
+    } catch {
+      return sendError(res, 400, new BulwarkError('BULWARK_API_BAD_REQUEST', 'malformed request URL'));
+    }
+    if (!this.#authorized(req, url.pathname)) {
+      res.setHeader('www-authenticate', 'Bearer');
+      return sendError(res, 401, new BulwarkError('BULWARK_API_UNAUTHORIZED', 'missing or wrong bearer token', { hint: 'send Authorization: Bearer <token from api.token_file>' }));
+    }
+    const { match, allowed } = this.#router.match(req.method ?? 'GET', url.pathname);
+    if (!match) {
+      if (allowed.length > 0) {
+        res.setHeader('allow', allowed.join(', '));
+        return sendError(res, 405, new BulwarkError('BULWARK_API_BAD_REQUEST', `method ${req.method ?? ''} not allowed on ${url.pathname}; allowed: ${allowed.join(', ')}`));
+      }
+      return sendError(res, 404, new BulwarkError('BULWARK_API_BAD_REQUEST', `no such endpoint: ${url.pathname}`));
+    }
+    const max = this.#opts.maxBody ?? MAX_BODY;
+    const ctx: RouteContext = { req, res, params: match.params, url, body: () => readJson(req, max) };
+    try {
+      const out = await match.route.handle(ctx);
+      if (!res.headersSent && out !== undefined) {
+        const body = JSON.stringify(out);
+        res.writeHead(200, { 'content-type': 'application/json', 'cache-control': 'no-store' });
+        res.end(req.method === 'HEAD' ? undefined : body);
+      } else if (!res.headersSent) {
+        res.writeHead(204).end();
+      }
+    } catch (err) {
+      if (err instanceof BulwarkError) {
+        const status = err.httpStatus ?? (err.code === 'BULWARK_API_BAD_REQUEST' ? 400 : err.code === 'BULWARK_API_UNAUTHORIZED' ? 401 : 500);
+        return sendError(res, status, err);
+      }
+      this.#opts.logger.error({ err: describeError(err), path: url.pathname }, 'API handler failed');
+      return sendError(res, 500, new BulwarkError('BULWARK_API_BAD_REQUEST', `internal error: ${describeError(err)}`));
+    }
+  }
+}
+
+function sendError(res: ServerResponse, status: number, err: BulwarkError): void {
+  if (res.headersSent) {
+    res.destroy();
+    return;
+  }
+  res.writeHead(status, { 'content-type': 'application/json', 'cache-control': 'no-store' });
+  res.end(JSON.stringify({ error: err.toJSON() }));
+}
+
+async function readJson(req: IncomingMessage, max: number): Promise<unknown> {
+  const chunks: Buffer[] = [];
+  let size = 0;
+  for await (const chunk of req) {
+    size += (chunk as Buffer).length;
+    if (size > max) throw new BulwarkError('BULWARK_API_BAD_REQUEST', `request body larger than ${max} bytes`);
+    chunks.push(chunk as Buffer);
+  }
+  if (size === 0) return undefined;
+  try {
+    return JSON.parse(Buffer.concat(chunks).toString('utf8')) as unknown;
+  } catch {
+    throw new BulwarkError('BULWARK_API_BAD_REQUEST', 'request body is not valid JSON');
+  }
+}

@@ -1,0 +1,153 @@
+// Owns the control plane's lifecycle: builds the state store, event bus, metrics registry and
+// every configured subsystem; starts them in order, stops them in reverse, reloads on request,
+// and records bus events in the state store.
+import { collectDefaultMetrics, Gauge, Registry } from 'prom-client';
+import { type Clock, systemClock } from '../core/clock.js';
+import type { LoadedConfig } from '../core/config/load.js';
+import type { BulwarkConfig } from '../core/config/schema.js';
+import { describeError } from '../core/errors.js';
+import { EventBus } from '../core/events.js';
+import type { Logger } from '../core/logger.js';
+import type { Route, Subsystem, SubsystemDeps } from '../core/subsystem.js';
+import { VERSION } from '../core/version.js';
+import { SqliteStore } from '../store/sqlite.js';
+import { SUBSYSTEM_FACTORIES, type SubsystemFactory } from './subsystems.js';
+
+export interface DaemonOptions {
+  logger: Logger;
+  clock?: Clock;
+  /** Overrides the factory list (tests). */
+  factories?: SubsystemFactory[];
+}
+
+export class Daemon {
+  readonly metrics = new Registry();
+  readonly events: EventBus;
+  readonly #logger: Logger;
+  readonly #clock: Clock;
+  readonly #factories: SubsystemFactory[];
+  #loaded: LoadedConfig;
+  #store: SqliteStore | undefined;
+  #subsystems: Subsystem[] = [];
+  #startedAt = 0;
+  #unsubscribe: Array<() => void> = [];
+
+  constructor(loaded: LoadedConfig, opts: DaemonOptions) {
+    this.#loaded = loaded;
+    this.#logger = opts.logger;
+    this.#clock = opts.clock ?? systemClock;
+    this.#factories = opts.factories ?? SUBSYSTEM_FACTORIES;
+    this.events = new EventBus((event, err) => this.#logger.error({ event, err: describeError(err) }, 'event listener failed'));
+    collectDefaultMetrics({ register: this.metrics, prefix: 'bulwark_' });
+    new Gauge({ name: 'bulwark_build_info', help: 'Bulwark version', labelNames: ['version'], registers: [this.metrics] }).set({ version: VERSION }, 1);
+    new Gauge({
+      name: 'bulwark_up_since_seconds',
+      help: 'Unix time the control plane started',
+      registers: [this.metrics],
+      collect: () => undefined,
+    });
+  }
+
+  get config(): BulwarkConfig {
+    return this.#loaded.config;
+  }
+
+  get stateDir(): string {
+    return this.#loaded.config.state_dir;
+  }
+
+  async start(): Promise<void> {
+    this.#startedAt = this.#clock.now();
+    const store = SqliteStore.open(this.#loaded.config.state_dir);
+    this.#store = store;
+    (this.metrics.getSingleMetric('bulwark_up_since_seconds') as Gauge).set(Math.floor(this.#startedAt / 1000));
+    this.#unsubscribe.push(
+      this.events.on('audit.event', (e) => {
+        store.run('INSERT INTO events (at, kind, subject, message, data) VALUES (?, ?, ?, ?, ?)', e.at, e.kind, e.subject, e.message, e.data ? JSON.stringify(e.data) : null);
+      }),
+    );
+    const deps: SubsystemDeps = {
+      config: this.#loaded.config,
+      events: this.events,
+      logger: this.#logger,
+      clock: this.#clock,
+      metrics: this.metrics,
+      store,
+    };
+    for (const factory of this.#factories) {
+      const s = factory(deps);
+      if (!s) continue;
+      try {
+        await s.start();
+      } catch (err) {
+        this.#logger.error({ subsystem: s.name, err: describeError(err) }, 'subsystem failed to start; stopping the others');
+        await this.stop();
+        throw err;
+      }
+      this.#subsystems.push(s);
+      this.#logger.info({ subsystem: s.name }, 'subsystem started');
+    }
+    this.events.emit('audit.event', { kind: 'daemon.start', subject: 'bulwark', message: `control plane started (${this.#subsystems.length} subsystems)`, at: this.#clock.now() });
+  }
+
+  /** Stops subsystems in reverse order; each gets to finish in-flight work. Never throws. */
+  async stop(): Promise<void> {
+    for (const s of [...this.#subsystems].reverse()) {
+      try {
+        await s.stop();
+        this.#logger.info({ subsystem: s.name }, 'subsystem stopped');
+      } catch (err) {
+        this.#logger.error({ subsystem: s.name, err: describeError(err) }, 'subsystem failed to stop cleanly');
+      }
+    }
+    this.#subsystems = [];
+    if (this.#store) {
+      try {
+        this.#store.run('INSERT INTO events (at, kind, subject, message) VALUES (?, ?, ?, ?)', this.#clock.now(), 'daemon.stop', 'bulwark', 'control plane stopped');
+      } catch {
+        // the store may already be unusable (full disk); stopping must still finish
+      }
+    }
+    for (const u of this.#unsubscribe.splice(0)) u();
+    this.#store?.close();
+    this.#store = undefined;
+  }
+
+  /** Applies a new config to every subsystem that supports reload. */
+  async reload(loaded: LoadedConfig): Promise<void> {
+    this.#loaded = loaded;
+    for (const s of this.#subsystems) {
+      if (s.reload) await s.reload(loaded.config);
+    }
+    this.events.emit('config.reloaded', { at: this.#clock.now() });
+    this.events.emit('audit.event', { kind: 'config.reload', subject: loaded.file, message: 'configuration reloaded', at: this.#clock.now() });
+  }
+
+  status(): { version: string; started_at: number; config_file: string; subsystems: Record<string, unknown> } {
+    const subsystems: Record<string, unknown> = {};
+    for (const s of this.#subsystems) {
+      try {
+        subsystems[s.name] = s.status();
+      } catch (err) {
+        subsystems[s.name] = { error: describeError(err) };
+      }
+    }
+    return { version: VERSION, started_at: this.#startedAt, config_file: this.#loaded.file, subsystems };
+  }
+
+  routes(): Route[] {
+    const own: Route[] = [
+      {
+        method: 'GET',
+        path: '/v1/events',
+        handle: ({ url }) => ({ events: this.recentEvents(Math.min(1000, Number(url.searchParams.get('limit') ?? 50) || 50)) }),
+      },
+    ];
+    return [...own, ...this.#subsystems.flatMap((s) => s.routes?.() ?? [])];
+  }
+
+  /** Recent events from the state store, newest first. */
+  recentEvents(limit = 50): Array<{ at: number; kind: string; subject: string; message: string }> {
+    return this.#store?.all('SELECT at, kind, subject, message FROM events ORDER BY id DESC LIMIT ?', limit) ?? [];
+  }
+}

@@ -1,0 +1,8 @@
+// Owns the list of subsystem factories the daemon builds from config. Each capability adds one
+// line here; a factory returns undefined when its section of the config is empty.
+import type { Subsystem, SubsystemDeps } from '../core/subsystem.js';
+
+export type SubsystemFactory = (deps: SubsystemDeps) => Subsystem | undefined;
+
+/** Order matters: shared services first (they publish events others react to), edges of the plane last. */
+export const SUBSYSTEM_FACTORIES: SubsystemFactory[] = [];

@@ -1,0 +1,102 @@
+// Owns the `bulwark backup ...` and `bulwark vault ...` commands.
+import type { Command } from 'commander';
+import { notBuilt } from '../output.js';
+
+const ENGINE = 'the backup engine (issue: Keep it safe, part 1)';
+const PLANS = '3-2-1-1-0 backup plans (issue: Keep it safe, part 2)';
+
+export function registerBackupCommands(program: Command): void {
+  const backup = program.command('backup').description('deduplicating, compressed, encrypted backups (restic-like verbs)');
+  const repoOpt = (c: Command): Command => c.requiredOption('--repo <url>', 'repository: a path, file://, sftp://, s3://, vault://').option('--password-file <file>', 'file holding the repository password (else BULWARK_PASSWORD)');
+
+  repoOpt(backup.command('init').description('create a repository')).action(() => {
+    throw notBuilt('backup init', ENGINE);
+  });
+  repoOpt(backup.command('create').description('back up paths into a new snapshot'))
+    .option('--tag <tag...>', 'tags to record')
+    .option('--exclude <glob...>', 'glob patterns to skip')
+    .option('--json', 'progress and summary as JSON lines')
+    .argument('<path...>')
+    .action(() => {
+      throw notBuilt('backup create', ENGINE);
+    });
+  repoOpt(backup.command('snapshots').description('list snapshots'))
+    .option('--json', 'print JSON')
+    .action(() => {
+      throw notBuilt('backup snapshots', ENGINE);
+    });
+  repoOpt(backup.command('restore').description('restore a snapshot into a directory'))
+    .argument('<snapshot>', 'snapshot id or "latest"')
+    .requiredOption('--target <dir>', 'directory to restore into')
+    .option('--include <path...>', 'restore only these paths')
+    .option('--verify', 'read back and check what was written')
+    .action(() => {
+      throw notBuilt('backup restore', ENGINE);
+    });
+  repoOpt(backup.command('check').description('check repository structure, and optionally the data'))
+    .option('--read-data', 'decrypt and verify every blob')
+    .option('--read-data-subset <n>', 'verify a share of the packs, like 10%')
+    .option('--json', 'print JSON')
+    .action(() => {
+      throw notBuilt('backup check', ENGINE);
+    });
+  repoOpt(backup.command('forget').description('remove snapshots by retention policy'))
+    .option('--keep-last <n>')
+    .option('--keep-hourly <n>')
+    .option('--keep-daily <n>')
+    .option('--keep-weekly <n>')
+    .option('--keep-monthly <n>')
+    .option('--keep-yearly <n>')
+    .option('--keep-within <duration>')
+    .option('--prune', 'prune after forgetting')
+    .option('--dry-run', 'show what would be removed and why')
+    .option('--json', 'print JSON')
+    .action(() => {
+      throw notBuilt('backup forget', ENGINE);
+    });
+  repoOpt(backup.command('prune').description('remove unreferenced data and repack')).action(() => {
+    throw notBuilt('backup prune', ENGINE);
+  });
+  backup
+    .command('copy')
+    .description('copy snapshots between repositories')
+    .requiredOption('--from <url>')
+    .requiredOption('--to <url>')
+    .argument('[snapshot...]')
+    .action(() => {
+      throw notBuilt('backup copy', PLANS);
+    });
+  const key = backup.command('key').description('manage the passwords (keys) of a repository');
+  for (const verb of ['add', 'list', 'remove']) {
+    repoOpt(key.command(verb).description(`${verb} a key`)).argument(verb === 'remove' ? '<id>' : '[id]').action(() => {
+      throw notBuilt(`backup key ${verb}`, ENGINE);
+    });
+  }
+  const plan = backup.command('plan').description('3-2-1 backup plans from the config');
+  plan
+    .command('run')
+    .description('snapshot once and land it in every target of a plan')
+    .argument('<name>')
+    .requiredOption('-c, --config <file>', 'config file', 'bulwark.yaml')
+    .action(() => {
+      throw notBuilt('backup plan run', PLANS);
+    });
+  backup
+    .command('drill')
+    .description('test-restore the latest snapshot, verify it and measure RTO')
+    .argument('<name>')
+    .requiredOption('-c, --config <file>', 'config file', 'bulwark.yaml')
+    .action(() => {
+      throw notBuilt('backup drill', PLANS);
+    });
+
+  const vault = program.command('vault').description('append-only offsite repository server');
+  vault
+    .command('serve')
+    .description('serve repositories from a directory')
+    .requiredOption('--root <dir>')
+    .requiredOption('--listen <addr>')
+    .action(() => {
+      throw notBuilt('vault serve', PLANS);
+    });
+}

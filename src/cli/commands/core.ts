@@ -1,0 +1,145 @@
+// Owns the control-plane commands: up, validate, status, nines.
+import type { Command } from 'commander';
+import { loadConfig, parseConfigText } from '../../core/config/load.js';
+import { BulwarkError } from '../../core/errors.js';
+import { createLogger } from '../../core/logger.js';
+import { formatDuration, parseDuration, parsePercent } from '../../core/units.js';
+import { readFileSync } from 'node:fs';
+import { resolve } from 'node:path';
+import { availabilityFor, downtimeFor, PERIODS, type Period } from '../../slo/nines.js';
+import { printJson, printTable, usage } from '../output.js';
+import { apiToken, startPlane } from '../runtime.js';
+import { setExitCode } from '../exit.js';
+
+export function registerCoreCommands(program: Command): void {
+  program
+    .command('up')
+    .description('run the control plane in the foreground (SIGTERM/SIGINT = graceful stop, SIGHUP = reload)')
+    .requiredOption('-c, --config <file>', 'config file', 'bulwark.yaml')
+    .action(async (opts: { config: string }) => {
+      const loaded = loadConfig(opts.config);
+      const logger = createLogger({ level: loaded.config.log?.level ?? 'info' });
+      const plane = await startPlane(loaded, logger);
+      setExitCode(await plane.done);
+    });
+
+  program
+    .command('validate')
+    .description('check a config file: exit 0, or 1 listing every problem as file:line:column')
+    .requiredOption('-c, --config <file>', 'config file', 'bulwark.yaml')
+    .option('--json', 'print the result as JSON')
+    .action((opts: { config: string; json?: boolean }) => {
+      const file = resolve(opts.config);
+      if (!opts.json) {
+        loadConfig(file); // throws with every problem listed
+        process.stdout.write(`${file}: ok\n`);
+        return;
+      }
+      let text: string;
+      try {
+        text = readFileSync(file, 'utf8');
+      } catch {
+        loadConfig(file); // produces the not-found error
+        return;
+      }
+      const r = parseConfigText(text, file);
+      printJson({ file, ok: r.problems.length === 0, problems: r.problems });
+      if (r.problems.length > 0) setExitCode(1);
+    });
+
+  program
+    .command('status')
+    .description('services, nodes, roles, backups and SLOs, asked of the running daemon')
+    .option('-c, --config <file>', 'config file (for api.listen and the token)')
+    .option('--api <url>', 'daemon API base URL (default http://127.0.0.1:7070)')
+    .option('--json', 'print JSON')
+    .action(async (opts: { config?: string; api?: string; json?: boolean }) => {
+      const status = await apiGet(opts, '/v1/status');
+      if (opts.json) return printJson(status);
+      printStatus(status as StatusBody);
+    });
+
+  program
+    .command('nines')
+    .description('downtime per year, month, week and day for an availability, or the reverse')
+    .argument('[availability]', 'an availability like 99.95 or 99.95%')
+    .option('--downtime <d>', 'allowed downtime, like 5m/month, 1h/year, 30s/day (period defaults to month)')
+    .option('--json', 'print JSON')
+    .action((availability: string | undefined, opts: { downtime?: string; json?: boolean }) => {
+      if ((availability === undefined) === (opts.downtime === undefined)) {
+        throw usage('give an availability (bulwark nines 99.95) or --downtime (bulwark nines --downtime 5m/month), not both or neither');
+      }
+      let a: number;
+      let input: Record<string, unknown>;
+      if (opts.downtime !== undefined) {
+        const [d, per = 'month'] = opts.downtime.split('/');
+        if (!(per in PERIODS)) throw usage(`--downtime: unknown period '${per}'`, 'use one of year, month, week, day');
+        const ms = parseDuration(d ?? '', '--downtime');
+        if (ms > PERIODS[per as Period]) throw usage(`--downtime: ${d ?? ''} is longer than a ${per}`);
+        a = availabilityFor(ms, per as Period);
+        input = { downtime_ms: ms, period: per };
+      } else {
+        a = parsePercent(availability as string, 'availability');
+        input = { availability: a };
+      }
+      const t = downtimeFor(a);
+      if (opts.json) return printJson({ ...input, availability: a, availability_percent: a * 100, nines: t.nines, downtime_ms: t.downtime_ms });
+      process.stdout.write(`availability ${formatPercent(a)} (${Number.isFinite(t.nines) ? t.nines.toFixed(2) : '∞'} nines)\n`);
+      printTable(
+        (Object.keys(PERIODS) as Period[]).map((p) => ({ per: p, downtime: formatDuration(t.downtime_ms[p]) })),
+        ['per', 'downtime'],
+      );
+    });
+}
+
+function formatPercent(a: number): string {
+  return `${Number((a * 100).toPrecision(8)).toString()}%`;
+}
+
+interface StatusBody {
+  version: string;
+  started_at: number;
+  config_file: string;
+  subsystems: Record<string, unknown>;
+}
+
+function printStatus(s: StatusBody): void {
+  process.stdout.write(`bulwark ${s.version}, up since ${new Date(s.started_at).toISOString()}, config ${s.config_file}\n`);
+  const names = Object.keys(s.subsystems);
+  if (names.length === 0) process.stdout.write('no subsystems configured\n');
+  for (const name of names) {
+    const v = s.subsystems[name] as { rows?: Array<Record<string, unknown>>; columns?: string[] } | undefined;
+    process.stdout.write(`\n${name}\n`);
+    if (v && Array.isArray(v.rows)) printTable(v.rows, v.columns);
+    else process.stdout.write(`${JSON.stringify(v, null, 2)}\n`);
+  }
+}
+
+/** GET a path of the daemon API, with the token when one is configured. */
+export async function apiGet(opts: { config?: string; api?: string }, path: string): Promise<unknown> {
+  let base = opts.api ?? 'http://127.0.0.1:7070';
+  let token = process.env['BULWARK_API_TOKEN'] || undefined;
+  if (opts.config !== undefined) {
+    const loaded = loadConfig(opts.config);
+    if (opts.api === undefined) base = `http://${loaded.config.api.listen.replace(/^0\.0\.0\.0:/, '127.0.0.1:')}`;
+    token = apiToken(loaded) ?? token;
+  }
+  let res: Response;
+  try {
+    res = await fetch(new URL(path, base), { headers: token ? { authorization: `Bearer ${token}` } : {}, signal: AbortSignal.timeout(5000) });
+  } catch (err) {
+    throw new BulwarkError('BULWARK_API_UNREACHABLE', `cannot reach the Bulwark daemon at ${base}: ${(err as Error).cause instanceof Error ? ((err as Error).cause as Error).message : (err as Error).message}`, {
+      hint: 'start it with `bulwark up -c bulwark.yaml`, or point --api / -c at the right address',
+    });
+  }
+  if (res.status === 401) {
+    throw new BulwarkError('BULWARK_API_UNAUTHORIZED', `the daemon at ${base} refused the request: missing or wrong token`, {
+      hint: 'pass -c with the config that names api.token_file, or set BULWARK_API_TOKEN',
+    });
+  }
+  const body = (await res.json().catch(() => undefined)) as { error?: { code?: string; message?: string } } | undefined;
+  if (!res.ok) {
+    throw new BulwarkError('BULWARK_API_BAD_REQUEST', `the daemon answered ${res.status}: ${body?.error?.message ?? res.statusText}`);
+  }
+  return body;
+}
