@@ -3,9 +3,11 @@
 import { Command, CommanderError } from 'commander';
 import { BulwarkError, EXIT } from '../core/errors.js';
 import { VERSION } from '../core/version.js';
+import { registerAuditCommand } from './commands/audit.js';
 import { registerBackupCommands } from './commands/backup.js';
 import { registerCoreCommands } from './commands/core.js';
 import { registerDbCommands } from './commands/db.js';
+import { registerPlanCommands } from './commands/plans.js';
 import { registerDemoCommand } from './commands/demo.js';
 import { registerSloCommands } from './commands/slo.js';
 import { exitCode } from './exit.js';
@@ -18,9 +20,10 @@ export function buildProgram(): Command {
     .exitOverride();
   registerCoreCommands(program);
   registerDemoCommand(program);
-  registerBackupCommands(program);
+  registerPlanCommands(program, registerBackupCommands(program));
   registerDbCommands(program);
   registerSloCommands(program);
+  registerAuditCommand(program);
   // Every subcommand exits through the same override so usage errors map to exit 2.
   const walk = (c: Command): void => {
     c.exitOverride();

@@ -1,11 +1,11 @@
-// Owns the `bulwark backup ...` and `bulwark vault ...` commands.
+// Owns the backup engine's commands: `bulwark backup init|create|snapshots|restore|check|forget|prune|key`.
+// (`backup copy|plan|drill` and `vault` live in plans.ts.)
 import type { Command } from 'commander';
 import { notBuilt } from '../output.js';
 
 const ENGINE = 'the backup engine (issue: Keep it safe, part 1)';
-const PLANS = '3-2-1-1-0 backup plans (issue: Keep it safe, part 2)';
 
-export function registerBackupCommands(program: Command): void {
+export function registerBackupCommands(program: Command): Command {
   const backup = program.command('backup').description('deduplicating, compressed, encrypted backups (restic-like verbs)');
   const repoOpt = (c: Command): Command => c.requiredOption('--repo <url>', 'repository: a path, file://, sftp://, s3://, vault://').option('--password-file <file>', 'file holding the repository password (else BULWARK_PASSWORD)');
 
@@ -57,46 +57,11 @@ export function registerBackupCommands(program: Command): void {
   repoOpt(backup.command('prune').description('remove unreferenced data and repack')).action(() => {
     throw notBuilt('backup prune', ENGINE);
   });
-  backup
-    .command('copy')
-    .description('copy snapshots between repositories')
-    .requiredOption('--from <url>')
-    .requiredOption('--to <url>')
-    .argument('[snapshot...]')
-    .action(() => {
-      throw notBuilt('backup copy', PLANS);
-    });
   const key = backup.command('key').description('manage the passwords (keys) of a repository');
   for (const verb of ['add', 'list', 'remove']) {
     repoOpt(key.command(verb).description(`${verb} a key`)).argument(verb === 'remove' ? '<id>' : '[id]').action(() => {
       throw notBuilt(`backup key ${verb}`, ENGINE);
     });
   }
-  const plan = backup.command('plan').description('3-2-1 backup plans from the config');
-  plan
-    .command('run')
-    .description('snapshot once and land it in every target of a plan')
-    .argument('<name>')
-    .requiredOption('-c, --config <file>', 'config file', 'bulwark.yaml')
-    .action(() => {
-      throw notBuilt('backup plan run', PLANS);
-    });
-  backup
-    .command('drill')
-    .description('test-restore the latest snapshot, verify it and measure RTO')
-    .argument('<name>')
-    .requiredOption('-c, --config <file>', 'config file', 'bulwark.yaml')
-    .action(() => {
-      throw notBuilt('backup drill', PLANS);
-    });
-
-  const vault = program.command('vault').description('append-only offsite repository server');
-  vault
-    .command('serve')
-    .description('serve repositories from a directory')
-    .requiredOption('--root <dir>')
-    .requiredOption('--listen <addr>')
-    .action(() => {
-      throw notBuilt('vault serve', PLANS);
-    });
+  return backup;
 }

@@ -1,4 +1,4 @@
-// Owns the `bulwark slo ...` and `bulwark audit` commands.
+// Owns the `bulwark slo ...` commands.
 import type { Command } from 'commander';
 import { notBuilt } from '../output.js';
 
@@ -10,13 +10,5 @@ export function registerSloCommands(program: Command): void {
     .option('--json', 'print JSON')
     .action(() => {
       throw notBuilt('slo report', 'SLOs (issue: Keep score)');
-    });
-  program
-    .command('audit')
-    .description('3-2-1-1-0 and single points of failure; exit 1 on a violation')
-    .requiredOption('-c, --config <file>', 'config file', 'bulwark.yaml')
-    .option('--json', 'print JSON')
-    .action(() => {
-      throw notBuilt('audit', '3-2-1-1-0 backup plans (issue: Keep it safe, part 2)');
     });
 }
