@@ -42,6 +42,15 @@ export const ERROR_CODES = {
   // store
   BULWARK_STORE_OPEN: { exit: 1, summary: 'The embedded state store in state_dir could not be opened or migrated.' },
   BULWARK_STORE_NEWER_SCHEMA: { exit: 1, summary: 'state_dir was written by a newer Bulwark with a schema this version does not know.' },
+  // backup storage backends (every Backend implementation maps its failures to these)
+  BULWARK_BACKEND_NOT_FOUND: { exit: 1, summary: 'A file the repository needs is missing from the storage backend.' },
+  BULWARK_BACKEND_EXISTS: { exit: 1, summary: 'A write would overwrite an existing file; repository files are never rewritten in place.' },
+  BULWARK_BACKEND_UNREACHABLE: { exit: 1, summary: 'The storage backend cannot be reached (host down, connection refused, DNS, timeout).' },
+  BULWARK_BACKEND_AUTH: { exit: 1, summary: 'The storage backend refused the credentials (key, password, token, access key).' },
+  BULWARK_BACKEND_FULL: { exit: 1, summary: 'The storage backend is out of space or quota; nothing partial was kept.' },
+  BULWARK_BACKEND_REFUSED: { exit: 1, summary: 'The storage backend refused the operation by policy (append-only, retention lock, permissions).' },
+  BULWARK_BACKEND_IO: { exit: 1, summary: 'Another storage error (read or write failed); the message says which file and why.' },
+  BULWARK_BACKEND_URL: { exit: 2, summary: 'A repository URL is malformed or names an unknown scheme.' },
 } as const satisfies Record<string, ErrorSpec>;
 
 export type ErrorCode = keyof typeof ERROR_CODES;
