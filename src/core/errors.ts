@@ -42,6 +42,13 @@ export const ERROR_CODES = {
   // store
   BULWARK_STORE_OPEN: { exit: 1, summary: 'The embedded state store in state_dir could not be opened or migrated.' },
   BULWARK_STORE_NEWER_SCHEMA: { exit: 1, summary: 'state_dir was written by a newer Bulwark with a schema this version does not know.' },
+  // health
+  BULWARK_HEALTH_UNKNOWN_NODE: { exit: 1, summary: 'A heartbeat named a service or node that is not in the config.' },
+  BULWARK_HEALTH_NO_HEARTBEAT: { exit: 1, summary: 'A heartbeat was sent for a service that has no heartbeat section.' },
+  BULWARK_HEALTH_BAD_HEARTBEAT: { exit: 2, summary: 'A heartbeat request body was malformed (not a JSON object, unknown field, bad status).' },
+  // proxy
+  BULWARK_PROXY_LISTEN: { exit: 1, summary: 'The proxy could not listen on a service or database listen address.' },
+  BULWARK_PROXY_CONFIG: { exit: 1, summary: 'A services/databases section is inconsistent (duplicate backend names, two listeners on one address).' },
   // backup storage backends (every Backend implementation maps its failures to these)
   BULWARK_BACKEND_NOT_FOUND: { exit: 1, summary: 'A file the repository needs is missing from the storage backend.' },
   BULWARK_BACKEND_EXISTS: { exit: 1, summary: 'A write would overwrite an existing file; repository files are never rewritten in place.' },
@@ -51,6 +58,31 @@ export const ERROR_CODES = {
   BULWARK_BACKEND_REFUSED: { exit: 1, summary: 'The storage backend refused the operation by policy (append-only, retention lock, permissions).' },
   BULWARK_BACKEND_IO: { exit: 1, summary: 'Another storage error (read or write failed); the message says which file and why.' },
   BULWARK_BACKEND_URL: { exit: 2, summary: 'A repository URL is malformed or names an unknown scheme.' },
+  // coord (leases and leader election)
+  BULWARK_COORD_UNAVAILABLE: { exit: 1, summary: 'The coordination service (etcd) cannot be reached, so the leader lease cannot be taken or kept.' },
+  BULWARK_COORD_LEASE_LOST: { exit: 1, summary: 'This instance lost the leader lease (expired, revoked, or etcd unreachable) and stopped acting as leader.' },
+  // db (PostgreSQL failover)
+  BULWARK_DB_UNKNOWN: { exit: 2, summary: 'No database or node with that name is configured under databases.' },
+  BULWARK_DB_TOOL_FAILED: { exit: 1, summary: 'A PostgreSQL tool (initdb, pg_ctl, pg_basebackup, pg_rewind) failed.' },
+  BULWARK_DB_NOT_LEADER: { exit: 1, summary: 'This Bulwark instance does not hold the leader lease for the database, so it may not change roles.' },
+  BULWARK_DB_SWITCHOVER: { exit: 1, summary: 'A planned switchover could not proceed (target not a healthy standby, not caught up, or a step failed).' },
+  BULWARK_DB_NO_PRIMARY: { exit: 1, summary: 'The database has no usable primary (and none could be promoted safely).' },
+  // backup plans, vault server, audit (3-2-1-1-0)
+  BULWARK_PLAN_UNKNOWN: { exit: 2, summary: 'No backup plan (or target) with that name is configured under backups.' },
+  BULWARK_PLAN_TARGET_FAILED: { exit: 1, summary: 'A plan run, copy or verification failed for at least one target; the others completed.' },
+  BULWARK_PLAN_DRILL_FAILED: { exit: 1, summary: 'A restore drill could not restore the snapshot, or restored bytes differ from the snapshot.' },
+  BULWARK_PLAN_SCHEDULE: { exit: 1, summary: 'A plan schedule (or verify.restore_drill) is not a valid cron expression.' },
+  BULWARK_VAULT_TOKENS: { exit: 1, summary: 'The vault tokens file is missing, unreadable or malformed.' },
+  BULWARK_VAULT_LISTEN: { exit: 1, summary: 'The vault server could not listen on --listen (address in use, or not permitted).' },
+  BULWARK_VAULT_TLS: { exit: 1, summary: 'The vault TLS certificate or key cannot be read or does not parse.' },
+  BULWARK_VAULT_ROOT: { exit: 1, summary: 'The vault root directory cannot be created or written.' },
+  BULWARK_AUDIT_VIOLATION: { exit: 1, summary: 'The audit found a plan that breaks 3-2-1-1-0 (copies, media, offsite, immutable, errors).' },
+  // slo (SLIs, SLOs, error budgets, alerts, maintenance windows)
+  BULWARK_SLO_UNKNOWN: { exit: 2, summary: 'No SLO with that name is configured under slos.' },
+  BULWARK_SLO_MAINTENANCE_INVALID: { exit: 2, summary: 'A maintenance window sent to the API is malformed (bad times, end not after start, unknown service).' },
+  BULWARK_SLO_MAINTENANCE_NOT_FOUND: { exit: 2, summary: 'No maintenance window with that id (windows from the config cannot be deleted through the API).' },
+  BULWARK_SLO_NO_STATE: { exit: 1, summary: 'An offline SLO report found no state store in state_dir (the daemon has never recorded there).' },
+  BULWARK_SLO_WEBHOOK_FAILED: { exit: 1, summary: 'An alert webhook could not be delivered (recorded with the alert and logged; the alert still counts).' },
 } as const satisfies Record<string, ErrorSpec>;
 
 export type ErrorCode = keyof typeof ERROR_CODES;

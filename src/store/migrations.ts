@@ -61,4 +61,71 @@ export const MIGRATIONS: readonly Migration[] = [
       CREATE INDEX backup_runs_plan ON backup_runs(plan, target, started_at);
     `,
   },
+  {
+    id: 30,
+    name: 'failover: cluster roles (who is primary, who is the synchronous standby) and failover history',
+    sql: `
+      CREATE TABLE db_clusters (
+        database TEXT PRIMARY KEY,
+        primary_node TEXT,
+        sync_node TEXT,
+        fenced TEXT NOT NULL DEFAULT '[]',
+        updated_at INTEGER NOT NULL
+      );
+      CREATE TABLE db_failovers (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        database TEXT NOT NULL,
+        kind TEXT NOT NULL,
+        old_primary TEXT,
+        new_primary TEXT,
+        started_at INTEGER NOT NULL,
+        finished_at INTEGER,
+        ok INTEGER,
+        detect_ms INTEGER,
+        promote_ms INTEGER,
+        write_downtime_ms INTEGER,
+        message TEXT
+      );
+      CREATE INDEX db_failovers_db ON db_failovers(database, started_at);
+    `,
+  },
+  {
+    id: 40,
+    name: 'slo: latency histograms per minute, alerts, maintenance windows',
+    sql: `
+      CREATE INDEX sli_buckets_ms_start ON sli_buckets(bucket_ms, bucket_start);
+      CREATE TABLE sli_latency (
+        service TEXT NOT NULL,
+        bucket_start INTEGER NOT NULL,
+        bucket_ms INTEGER NOT NULL,
+        le REAL NOT NULL,
+        count INTEGER NOT NULL DEFAULT 0,
+        PRIMARY KEY (service, bucket_start, bucket_ms, le)
+      );
+      CREATE INDEX sli_latency_ms_start ON sli_latency(bucket_ms, bucket_start);
+      CREATE TABLE slo_alerts (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        slo TEXT NOT NULL,
+        tier INTEGER NOT NULL,
+        severity TEXT NOT NULL,
+        tier_window TEXT NOT NULL,
+        threshold REAL NOT NULL,
+        fired_at INTEGER NOT NULL,
+        burn_long REAL NOT NULL,
+        burn_short REAL NOT NULL,
+        resolved_at INTEGER,
+        webhook_fired TEXT,
+        webhook_resolved TEXT
+      );
+      CREATE INDEX slo_alerts_slo ON slo_alerts(slo, fired_at);
+      CREATE TABLE slo_maintenance (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        services TEXT,
+        start_at INTEGER NOT NULL,
+        end_at INTEGER NOT NULL,
+        reason TEXT NOT NULL DEFAULT '',
+        created_at INTEGER NOT NULL
+      );
+    `,
+  },
 ];

@@ -61,6 +61,7 @@ const serviceSchema = z.strictObject({
   close_on_down: z.boolean().default(true),
 });
 
+// databases: (owned by failover/) — PostgreSQL clusters whose nodes run on this machine.
 const dbNodeSchema = z.strictObject({
   name: name(),
   host: z.string().default('127.0.0.1'),
@@ -78,6 +79,24 @@ const databaseSchema = z.strictObject({
   max_lag_on_failover: size().default(16 * 1024 * 1024),
   restore_from: z.string().optional(),
   nodes: z.array(dbNodeSchema).min(1),
+  /** How often every node is observed over SQL. */
+  probe_interval: duration().default(500),
+  /** Consecutive failed observations of the primary before failover (a vanished postmaster counts at once). */
+  fall: z.number().int().min(1).max(100).default(3),
+  /** Time a standby gets to catch up during a planned switchover. */
+  switchover_timeout: duration().default(30_000),
+  /** Database role Bulwark connects as (trust over loopback, set up by Bulwark at initdb). */
+  superuser: z.string().default('postgres'),
+  /** Directory holding initdb, pg_ctl, pg_basebackup, pg_rewind. */
+  bin_dir: z.string().default('/usr/lib/postgresql/15/bin'),
+  /** Operating-system user the PostgreSQL tools run as when Bulwark runs as root. */
+  os_user: z.string().default('postgres'),
+  /** Extra postgresql.conf settings written at initdb (e.g. shared_buffers: 16MB). */
+  settings: z.record(z.string(), z.union([z.string(), z.number(), z.boolean()])).default({}),
+  /** Rewind (or re-clone) a former primary and start it as a standby automatically. */
+  auto_rejoin: z.boolean().default(true),
+  /** Stop the PostgreSQL nodes when Bulwark stops (the demo and tests; a production service may prefer false). */
+  stop_nodes_on_exit: z.boolean().default(true),
 });
 
 export const MEDIA = ['hdd', 'ssd', 'nas', 'tape', 'object-storage', 'optical', 'usb', 'vault', 'other'] as const;
@@ -121,13 +140,67 @@ const planSchema = z.strictObject({
     .optional(),
 });
 
+// --- slos: (owned by src/slo) ---
+/** An ISO 8601 time ("2026-03-01T02:00:00Z"), as epoch ms. */
+const instant = () =>
+  z.string().transform((v, ctx): number => {
+    const t = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}(:\d{2}(\.\d+)?)?(Z|[+-]\d{2}:\d{2})$/.test(v) ? Date.parse(v) : NaN;
+    if (Number.isNaN(t)) {
+      ctx.addIssue({ code: 'custom', message: `expected a time like 2026-03-01T02:00:00Z (with Z or an offset), got '${v}'`, input: v });
+      return z.NEVER;
+    }
+    return t;
+  });
+
+const maintenanceSchema = z
+  .strictObject({
+    /** Services the window applies to; every service when omitted. */
+    services: z.array(name()).optional(),
+    start: instant(),
+    end: instant(),
+    reason: z.string().default(''),
+  })
+  .superRefine((m, ctx) => {
+    if (m.end <= m.start) ctx.addIssue({ code: 'custom', path: ['end'], message: 'the end of a maintenance window must come after its start', input: m.end });
+  });
+
+const alertTierSchema = z
+  .strictObject({
+    severity: z.enum(['page', 'ticket']),
+    long: duration(),
+    short: duration(),
+    /** Share of the whole budget spent within `long` that fires the tier (the Workbook's 2%, 5%, 10%). */
+    budget: percent().optional(),
+    /** An explicit burn-rate threshold instead of `budget`. */
+    burn_rate: z.number().positive().optional(),
+  })
+  .superRefine((t, ctx) => {
+    if ((t.budget === undefined) === (t.burn_rate === undefined)) ctx.addIssue({ code: 'custom', message: 'give an alert tier either budget (like 2%) or burn_rate (like 14.4), not both or neither', input: t });
+    if (t.short >= t.long) ctx.addIssue({ code: 'custom', path: ['short'], message: 'the short window of an alert tier must be shorter than its long window', input: t.short });
+  });
+
 const sloSchema = z.strictObject({
   service: z.string(),
   objective: percent(),
   sla: percent().optional(),
   window: z.union([z.literal('month'), duration()]).default(30 * 86_400_000),
   latency: z.strictObject({ threshold: duration() }).optional(),
+  /** availability (requests through the proxy), latency (share under latency.threshold) or probe (time with a healthy backend). Default: latency when latency is set, else availability. */
   sli: z.enum(['availability', 'latency', 'probe']).optional(),
+  /** Response statuses counted as bad for availability ('5xx', '4xx' or a code); connection failures and timeouts always are. */
+  bad_status: z.array(z.union([z.enum(['5xx', '4xx']), z.number().int().min(100).max(599)])).default(['5xx']),
+  alerts: z
+    .strictObject({
+      /** JSON POST when an alert fires and when it resolves. */
+      webhook: z.string().url().optional(),
+      /** The long window must hold this many requests before a tier may fire (request SLIs). */
+      min_events: z.number().int().min(0).default(20),
+      /** Default: the SRE Workbook tiers (page 2%/1h/5m, page 5%/6h/30m, ticket 10%/3d/6h). */
+      tiers: z.array(alertTierSchema).min(1).optional(),
+    })
+    .optional(),
+  /** Availability assumed for parts without measured history, for predicted availability. */
+  predicted: z.strictObject({ backend: percent().default(0.99), proxy: percent().default(0.9995) }).optional(),
 });
 
 export const configSchema = z.strictObject({
@@ -143,11 +216,14 @@ export const configSchema = z.strictObject({
   coordination: z
     .discriminatedUnion('kind', [
       z.strictObject({ kind: z.literal('local') }),
+      // coordination: (owned by coord/) — who may act as leader (promote, fence, switch over).
       z.strictObject({
         kind: z.literal('etcd'),
         endpoints: z.array(z.string().url()).min(1),
         prefix: z.string().default('/bulwark'),
         lease_ttl: duration().default(5000),
+        /** Name this instance is known by in the lease (default: hostname and pid). */
+        instance: z.string().optional(),
       }),
     ])
     .default({ kind: 'local' }),
@@ -155,12 +231,18 @@ export const configSchema = z.strictObject({
   databases: z.record(name(), databaseSchema).default({}),
   backups: z.record(name(), planSchema).default({}),
   slos: z.record(name(), sloSchema).default({}),
+  /** Maintenance windows excluded from every SLO budget of the services they name (owned by src/slo). */
+  maintenance: z.array(maintenanceSchema).default([]),
 });
 
 /** The validated config, with defaults filled in and units converted. */
 export type BulwarkConfig = z.output<typeof configSchema>;
 export type ServiceConfig = z.output<typeof serviceSchema>;
 export type DatabaseConfig = z.output<typeof databaseSchema>;
+export type DatabaseNodeConfig = z.output<typeof dbNodeSchema>;
+export type CoordinationConfig = z.output<typeof configSchema>['coordination'];
 export type BackupPlanConfig = z.output<typeof planSchema>;
 export type BackupTargetConfig = z.output<typeof targetSchema>;
 export type SloConfig = z.output<typeof sloSchema>;
+export type MaintenanceConfig = z.output<typeof maintenanceSchema>;
+export type AlertTierConfig = z.output<typeof alertTierSchema>;

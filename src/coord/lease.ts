@@ -1,0 +1,55 @@
+// Owns the leader-lease contract every coordination backend implements, and the pure timing rule
+// that decides whether a holder may still act: a lease is trusted only until the last renewal
+// that the backend confirmed, counted from when that renewal was SENT, plus the TTL, minus a
+// safety margin. A holder that cannot renew (etcd unreachable, process paused) therefore stops
+// acting on its own before any other instance can be granted the same lease.
+
+/** A named lease that at most one control-plane instance holds at a time. */
+export interface LeaderLease {
+  /** The lease key, e.g. "db/main". */
+  readonly name: string;
+  /** Who this instance is, as written into the lease. */
+  readonly identity: string;
+  /**
+   * Tries once to take the lease (or confirms it is still ours) and starts renewing it.
+   * Resolves true when this instance holds it now. Never throws for "someone else holds it";
+   * throws BULWARK_COORD_UNAVAILABLE when the backend cannot be reached.
+   */
+  acquire(): Promise<boolean>;
+  /** True while the lease is held AND its last confirmed renewal is still within the TTL. Synchronous: check it right before acting. */
+  isHeld(): boolean;
+  /** The identity of the current holder as the backend sees it, or undefined. */
+  holder(): Promise<string | undefined>;
+  /** Gives the lease up (others may take it at once) and stops renewing. */
+  release(): Promise<void>;
+  /** Calls fn when a held lease is lost (expired, revoked, backend unreachable past the TTL). Returns an unsubscribe. */
+  onLost(fn: (reason: string) => void): () => void;
+}
+
+/** The coordination service: hands out leases. One per control-plane instance. */
+export interface Coordination {
+  readonly kind: 'local' | 'etcd';
+  readonly identity: string;
+  lease(name: string): LeaderLease;
+  /** Releases every lease and closes connections. */
+  close(): Promise<void>;
+}
+
+/** Safety margin taken off the TTL: a holder stops trusting its lease this long before it could expire on the server. */
+export function leaseMargin(ttlMs: number): number {
+  return Math.min(1000, Math.max(100, Math.floor(ttlMs / 5)));
+}
+
+/**
+ * Until when a holder may act, given the send time of the last renewal the backend confirmed.
+ * The server's TTL clock starts no earlier than the request arrived, so counting from the send
+ * time (minus a margin) can only end early, never late.
+ */
+export function trustedUntil(lastConfirmedSentAt: number, ttlMs: number): number {
+  return lastConfirmedSentAt + ttlMs - leaseMargin(ttlMs);
+}
+
+/** How often a holder renews: three times per TTL, so two lost renewals still leave time. */
+export function renewEvery(ttlMs: number): number {
+  return Math.max(50, Math.floor(ttlMs / 3));
+}
