@@ -1,0 +1,363 @@
+// Owns the vault: an HTTP(S) repository server for the offsite box (`bulwark vault serve`). Each
+// repository is a directory under --root stored with the local-disk backend (atomic writes, no
+// overwrite). Per-client bearer tokens from a tokens file; append-only mode refuses overwrites and
+// deletes; files under the retention lock are never deleted, and past it only the admin token
+// deletes. Access rules are pure logic in policy.ts.
+//
+// Protocol (all under /v1/repos/:repo, bearer token required):
+//   POST   /v1/repos/:repo                  create the layout (idempotent)
+//   GET    /v1/repos/:repo/:type/           list files: JSON [{name, size}]
+//   HEAD   /v1/repos/:repo/:type/:name      stat (Content-Length)
+//   GET    /v1/repos/:repo/:type/:name      read; honours Range: bytes=a-b
+//   PUT    /v1/repos/:repo/:type/:name      write (409 if it exists); X-Bulwark-Retain-Until: ms;
+//                                           X-Bulwark-Sha256: hex of the body (checked before storing)
+//   DELETE /v1/repos/:repo/:type/:name      remove, subject to policy
+// Errors answer JSON {code, message} with 401/403/404/409/413/507/500.
+import { createHash, timingSafeEqual } from 'node:crypto';
+import { promises as fs, readFileSync } from 'node:fs';
+import { createServer as createHttpServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import { createServer as createHttpsServer } from 'node:https';
+import type { AddressInfo } from 'node:net';
+import { join } from 'node:path';
+import { parse as parseYaml } from 'yaml';
+import { z } from 'zod';
+import { type Clock, systemClock } from '../../core/clock.js';
+import { BulwarkError, describeError, isBulwarkError, type ErrorCode } from '../../core/errors.js';
+import { parseHostPort } from '../../core/config/types.js';
+import { parseDuration } from '../../core/units.js';
+import { FILE_TYPES, filePath, type FileType, type Handle } from '../backend.js';
+import { LocalBackend } from '../backends/local.js';
+import { mayDelete, mayUse, type VaultToken } from './policy.js';
+
+export interface VaultServerOptions {
+  root: string;
+  tokens: readonly VaultToken[];
+  appendOnly: boolean;
+  /** Server-wide retention lock in ms (0 = none). */
+  retentionMs: number;
+  tls?: { cert: Buffer; key: Buffer } | undefined;
+  clock?: Clock;
+  /** Largest accepted file (bytes). */
+  maxBody?: number;
+  log?: (msg: string, data?: Record<string, unknown>) => void;
+}
+
+const REPO_RE = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$/;
+
+const STATUS: Partial<Record<ErrorCode, number>> = {
+  BULWARK_BACKEND_AUTH: 401,
+  BULWARK_BACKEND_REFUSED: 403,
+  BULWARK_BACKEND_NOT_FOUND: 404,
+  BULWARK_BACKEND_EXISTS: 409,
+  BULWARK_BACKEND_FULL: 507,
+  BULWARK_API_BAD_REQUEST: 400,
+};
+
+const tokensSchema = z.strictObject({
+  admin: z.string().min(16, { message: 'the admin token must be at least 16 characters' }),
+  clients: z
+    .array(
+      z.strictObject({
+        name: z.string().min(1),
+        token: z.string().min(16, { message: 'client tokens must be at least 16 characters' }),
+        repos: z.array(z.string().regex(REPO_RE)).optional(),
+      }),
+    )
+    .default([]),
+});
+
+/** Reads a tokens file: `admin: TOKEN` and `clients: [{name, token, repos?}]` (YAML). */
+export function loadTokens(file: string): VaultToken[] {
+  let text: string;
+  try {
+    text = readFileSync(file, 'utf8');
+  } catch (err) {
+    throw new BulwarkError('BULWARK_VAULT_TOKENS', `cannot read the tokens file ${file} (${(err as NodeJS.ErrnoException).code ?? 'error'})`, {
+      hint: 'create it (mode 0600) with `admin: <token>` and `clients: [{name: laptop, token: <token>}]`',
+    });
+  }
+  let parsed: z.output<typeof tokensSchema>;
+  try {
+    parsed = tokensSchema.parse(parseYaml(text));
+  } catch (err) {
+    const detail = err instanceof z.ZodError ? err.issues.map((i) => `${i.path.join('.') || '(top)'}: ${i.message}`).join('; ') : describeError(err);
+    throw new BulwarkError('BULWARK_VAULT_TOKENS', `the tokens file ${file} is malformed: ${detail}`, {
+      hint: 'expected YAML with `admin: <token>` and `clients: [{name, token, repos?}]`',
+    });
+  }
+  const all: VaultToken[] = [{ name: 'admin', token: parsed.admin, role: 'admin' }];
+  for (const c of parsed.clients) all.push({ name: c.name, token: c.token, role: 'client', repos: c.repos });
+  const seen = new Set<string>();
+  for (const t of all) {
+    if (seen.has(t.token)) throw new BulwarkError('BULWARK_VAULT_TOKENS', `the tokens file ${file} gives two entries the same token`, { hint: 'every client needs its own token' });
+    seen.add(t.token);
+  }
+  return all;
+}
+
+/** Reads --tls-cert/--tls-key, or fails with BULWARK_VAULT_TLS. */
+export function loadTls(certFile: string | undefined, keyFile: string | undefined): { cert: Buffer; key: Buffer } | undefined {
+  if (certFile === undefined && keyFile === undefined) return undefined;
+  if (certFile === undefined || keyFile === undefined) {
+    throw new BulwarkError('BULWARK_VAULT_TLS', 'TLS needs both --tls-cert and --tls-key', { hint: 'pass both PEM files, or neither for plain HTTP' });
+  }
+  try {
+    return { cert: readFileSync(certFile), key: readFileSync(keyFile) };
+  } catch (err) {
+    throw new BulwarkError('BULWARK_VAULT_TLS', `cannot read TLS file: ${describeError(err)}`, { hint: 'check the paths given to --tls-cert and --tls-key' });
+  }
+}
+
+export function parseRetention(text: string | undefined): number {
+  return text === undefined ? 0 : parseDuration(text);
+}
+
+class HttpError extends Error {
+  constructor(
+    readonly status: number,
+    readonly code: string,
+    message: string,
+  ) {
+    super(message);
+  }
+}
+
+export class VaultServer {
+  readonly #opts: Required<Omit<VaultServerOptions, 'tls' | 'log'>> & Pick<VaultServerOptions, 'tls' | 'log'>;
+  readonly #server: Server;
+  readonly #repos = new Map<string, LocalBackend>();
+  #address = '';
+
+  constructor(opts: VaultServerOptions) {
+    this.#opts = { clock: systemClock, maxBody: 1024 * 1024 * 1024, ...opts };
+    const handler = (req: IncomingMessage, res: ServerResponse): void => {
+      this.#handle(req, res).catch((err: unknown) => this.#fail(res, err));
+    };
+    if (opts.tls) {
+      try {
+        this.#server = createHttpsServer({ cert: opts.tls.cert, key: opts.tls.key }, handler);
+      } catch (err) {
+        throw new BulwarkError('BULWARK_VAULT_TLS', `the TLS certificate or key does not parse: ${describeError(err)}`, { hint: 'pass PEM files to --tls-cert and --tls-key' });
+      }
+    } else {
+      this.#server = createHttpServer(handler);
+    }
+    this.#server.keepAliveTimeout = 30_000;
+  }
+
+  /** "host:port" it listens on, once listening. */
+  get address(): string {
+    return this.#address;
+  }
+
+  get tls(): boolean {
+    return this.#opts.tls !== undefined;
+  }
+
+  async listen(addr: string): Promise<string> {
+    const hp = parseHostPort(addr);
+    if (!hp) throw new BulwarkError('BULWARK_VAULT_LISTEN', `--listen must be host:port, got '${addr}'`, { hint: 'for example 127.0.0.1:8443' });
+    try {
+      await fs.mkdir(this.#opts.root, { recursive: true, mode: 0o700 });
+      await fs.access(this.#opts.root, 2 /* W_OK */);
+    } catch (err) {
+      throw new BulwarkError('BULWARK_VAULT_ROOT', `cannot use ${this.#opts.root} as the vault root: ${describeError(err)}`, { hint: 'point --root at a writable directory' });
+    }
+    await new Promise<void>((resolve, reject) => {
+      const onErr = (err: Error): void => reject(new BulwarkError('BULWARK_VAULT_LISTEN', `cannot listen on ${addr}: ${describeError(err)}`, { hint: 'pick a free address:port' }));
+      this.#server.once('error', onErr);
+      this.#server.listen(hp.port, hp.host, () => {
+        this.#server.off('error', onErr);
+        resolve();
+      });
+    });
+    const a = this.#server.address() as AddressInfo;
+    this.#address = `${a.family === 'IPv6' ? `[${a.address}]` : a.address}:${a.port}`;
+    return this.#address;
+  }
+
+  async close(): Promise<void> {
+    await new Promise<void>((resolve) => {
+      this.#server.close(() => resolve());
+      this.#server.closeAllConnections();
+    });
+  }
+
+  #auth(req: IncomingMessage, repo: string): VaultToken {
+    const h = req.headers.authorization ?? '';
+    const m = /^Bearer (.+)$/.exec(h);
+    if (!m) throw new HttpError(401, 'BULWARK_BACKEND_AUTH', 'missing bearer token');
+    const given = Buffer.from(m[1] as string);
+    const tok = this.#opts.tokens.find((t) => {
+      const want = Buffer.from(t.token);
+      return want.length === given.length && timingSafeEqual(want, given);
+    });
+    if (!tok) throw new HttpError(401, 'BULWARK_BACKEND_AUTH', 'unknown token');
+    if (!mayUse(tok, repo)) throw new HttpError(403, 'BULWARK_BACKEND_AUTH', `token '${tok.name}' may not use repository '${repo}'`);
+    return tok;
+  }
+
+  #repo(name: string): LocalBackend {
+    let b = this.#repos.get(name);
+    if (!b) {
+      b = new LocalBackend(join(this.#opts.root, name));
+      this.#repos.set(name, b);
+    }
+    return b;
+  }
+
+  #metaPath(repo: string, h: Handle): string {
+    return join(this.#opts.root, repo, '.vault-retain', filePath(h).replaceAll('/', '_'));
+  }
+
+  async #handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    const url = new URL(req.url ?? '/', 'http://vault');
+    const parts = url.pathname.split('/').slice(1);
+    if (parts[0] !== 'v1' || parts[1] !== 'repos' || !parts[2] || !REPO_RE.test(parts[2])) {
+      throw new HttpError(404, 'BULWARK_API_BAD_REQUEST', `no such endpoint ${req.method ?? ''} ${url.pathname}`);
+    }
+    const repoName = parts[2];
+    const tok = this.#auth(req, repoName);
+    const repo = this.#repo(repoName);
+    const method = req.method ?? 'GET';
+    if (parts.length === 3) {
+      if (method !== 'POST') throw new HttpError(405, 'BULWARK_API_BAD_REQUEST', 'use POST to create a repository');
+      await repo.create();
+      res.writeHead(204).end();
+      return;
+    }
+    const type = parts[3] as FileType;
+    if (!FILE_TYPES.includes(type)) throw new HttpError(400, 'BULWARK_API_BAD_REQUEST', `unknown file type '${parts[3] ?? ''}'`);
+    const name = parts[4] ?? '';
+    if (name === '' && parts.length === 5) {
+      if (method !== 'GET') throw new HttpError(405, 'BULWARK_API_BAD_REQUEST', 'use GET to list');
+      const out: Array<{ name: string; size: number }> = [];
+      for await (const f of repo.list(type)) out.push({ name: f.name, size: f.size });
+      this.#json(res, 200, out);
+      return;
+    }
+    const h: Handle = { type, name: type === 'config' ? 'config' : decodeURIComponent(name) };
+    switch (method) {
+      case 'HEAD': {
+        const st = await repo.stat(h);
+        res.writeHead(200, { 'content-length': st.size }).end();
+        return;
+      }
+      case 'GET': {
+        const range = /^bytes=(\d+)-(\d*)$/.exec(req.headers.range ?? '');
+        const offset = range ? Number(range[1]) : 0;
+        const length = range && range[2] ? Number(range[2]) - offset + 1 : undefined;
+        const data = await repo.read(h, offset, length);
+        res.writeHead(range ? 206 : 200, { 'content-type': 'application/octet-stream', 'content-length': data.length }).end(data);
+        return;
+      }
+      case 'PUT': {
+        const body = await this.#body(req);
+        const sum = req.headers['x-bulwark-sha256'];
+        if (typeof sum === 'string' && createHash('sha256').update(body).digest('hex') !== sum) {
+          throw new HttpError(400, 'BULWARK_BACKEND_IO', 'the body does not match its X-Bulwark-Sha256 (truncated or damaged upload); nothing was stored');
+        }
+        const retainRaw = req.headers['x-bulwark-retain-until'];
+        const retainUntil = typeof retainRaw === 'string' && /^\d+$/.test(retainRaw) ? Number(retainRaw) : undefined;
+        if (retainUntil !== undefined) {
+          // The lock is recorded before the file appears, so a crash never leaves a file without its lock.
+          const mp = this.#metaPath(repoName, h);
+          await fs.mkdir(join(this.#opts.root, repoName, '.vault-retain'), { recursive: true });
+          await fs.writeFile(mp, String(retainUntil), { flag: 'wx' }).catch(async (err: NodeJS.ErrnoException) => {
+            if (err.code !== 'EEXIST') throw err;
+          });
+        }
+        await repo.write(h, body);
+        this.#opts.log?.('write', { repo: repoName, file: filePath(h), bytes: body.length, token: tok.name });
+        res.writeHead(201).end();
+        return;
+      }
+      case 'DELETE': {
+        const p = join(this.#opts.root, repoName, filePath(h));
+        let writtenAt: number;
+        try {
+          writtenAt = (await fs.stat(p)).mtimeMs;
+        } catch {
+          res.writeHead(204).end(); // deleting a missing file is not an error
+          return;
+        }
+        let retainUntil: number | undefined;
+        try {
+          retainUntil = Number(await fs.readFile(this.#metaPath(repoName, h), 'utf8'));
+        } catch {
+          retainUntil = undefined;
+        }
+        const d = mayDelete({
+          appendOnly: this.#opts.appendOnly,
+          role: tok.role,
+          type,
+          writtenAt,
+          retainUntil,
+          retentionMs: this.#opts.retentionMs,
+          now: this.#opts.clock.now(),
+        });
+        if (!d.allowed) {
+          this.#opts.log?.('delete refused', { repo: repoName, file: filePath(h), token: tok.name, reason: d.reason });
+          throw new HttpError(403, 'BULWARK_BACKEND_REFUSED', `delete of ${filePath(h)} refused: ${d.reason}`);
+        }
+        await repo.remove(h);
+        await fs.rm(this.#metaPath(repoName, h), { force: true });
+        this.#opts.log?.('delete', { repo: repoName, file: filePath(h), token: tok.name });
+        res.writeHead(204).end();
+        return;
+      }
+      default:
+        throw new HttpError(405, 'BULWARK_API_BAD_REQUEST', `method ${method} not allowed`);
+    }
+  }
+
+  #body(req: IncomingMessage): Promise<Buffer> {
+    const max = this.#opts.maxBody;
+    const declared = Number(req.headers['content-length'] ?? NaN);
+    if (declared > max) return Promise.reject(new HttpError(413, 'BULWARK_BACKEND_FULL', `file of ${declared} bytes exceeds the vault's limit of ${max}`));
+    return new Promise((resolve, reject) => {
+      const chunks: Buffer[] = [];
+      let size = 0;
+      req.on('data', (c: Buffer) => {
+        size += c.length;
+        if (size > max) {
+          reject(new HttpError(413, 'BULWARK_BACKEND_FULL', `file exceeds the vault's limit of ${max} bytes`));
+          req.destroy();
+          return;
+        }
+        chunks.push(c);
+      });
+      req.on('end', () => {
+        if (!Number.isNaN(declared) && size !== declared) reject(new HttpError(400, 'BULWARK_BACKEND_IO', `upload truncated: got ${size} of ${declared} bytes`));
+        else resolve(Buffer.concat(chunks));
+      });
+      req.on('error', reject);
+    });
+  }
+
+  #json(res: ServerResponse, status: number, body: unknown): void {
+    const text = JSON.stringify(body);
+    res.writeHead(status, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(text) }).end(text);
+  }
+
+  #fail(res: ServerResponse, err: unknown): void {
+    let status = 500;
+    let code = 'BULWARK_BACKEND_IO';
+    let message = describeError(err);
+    if (err instanceof HttpError) {
+      status = err.status;
+      code = err.code;
+      message = err.message;
+    } else if (isBulwarkError(err)) {
+      status = STATUS[err.code] ?? 500;
+      code = err.code;
+      // Do not leak the server's filesystem paths to clients.
+      message = err.message.replace(this.#opts.root, '<vault>');
+    }
+    if (res.headersSent) {
+      res.destroy();
+      return;
+    }
+    this.#json(res, status, { code, message });
+  }
+}
