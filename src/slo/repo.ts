@@ -1,0 +1,164 @@
+// Owns the SLO tables of the state store: SLI buckets (additive upserts, range reads, compaction
+// of minute buckets to hourly ones and retention), latency histograms, alerts and maintenance
+// windows declared through the API. The only module of src/slo that does I/O on the store.
+import type { StateStore } from '../core/subsystem.js';
+import { HOUR_MS, MINUTE_MS } from './math.js';
+import type { CountRow, LatencyRow } from './recorder.js';
+import { compactionCutoff, RETAIN_MS, type Bucket, type Range } from './windows.js';
+
+export interface AlertRow {
+  id: number;
+  slo: string;
+  tier: number;
+  severity: 'page' | 'ticket';
+  tier_window: string;
+  threshold: number;
+  fired_at: number;
+  burn_long: number;
+  burn_short: number;
+  resolved_at: number | null;
+  webhook_fired: string | null;
+  webhook_resolved: string | null;
+}
+
+export interface MaintenanceRow {
+  id: number;
+  services: string[] | null;
+  start: number;
+  end: number;
+  reason: string;
+  created_at: number;
+}
+
+/** Keys of sli_buckets rows. */
+export const KEYS = {
+  availability: (slo: string) => `avail:${slo}`,
+  probe: (service: string) => `probe:${service}`,
+  node: (service: string, node: string) => `node:${service}/${node}`,
+  /** Milliseconds the daemon was running (everything else is missing data). */
+  observed: 'observed',
+} as const;
+
+export class SloRepo {
+  readonly #store: StateStore;
+
+  constructor(store: StateStore) {
+    this.#store = store;
+  }
+
+  /** Adds deltas to the minute buckets. */
+  write(counts: readonly CountRow[], latency: readonly LatencyRow[]): void {
+    if (counts.length === 0 && latency.length === 0) return;
+    this.#store.transaction(() => {
+      for (const c of counts) {
+        this.#store.run(
+          `INSERT INTO sli_buckets (slo_key, bucket_start, bucket_ms, good, total) VALUES (?, ?, ?, ?, ?)
+           ON CONFLICT (slo_key, bucket_start, bucket_ms) DO UPDATE SET good = good + excluded.good, total = total + excluded.total`,
+          c.key, c.bucket_start, MINUTE_MS, c.good, c.total,
+        );
+      }
+      for (const l of latency) {
+        this.#store.run(
+          `INSERT INTO sli_latency (service, bucket_start, bucket_ms, le, count) VALUES (?, ?, ?, ?, ?)
+           ON CONFLICT (service, bucket_start, bucket_ms, le) DO UPDATE SET count = count + excluded.count`,
+          l.service, l.bucket_start, MINUTE_MS, l.le, l.count,
+        );
+      }
+    });
+  }
+
+  /** Buckets of a key that may fall in [range.start, range.end) (an hourly bucket reaches back up to an hour). */
+  buckets(key: string, range: Range): Bucket[] {
+    return this.#store.all<Bucket>(
+      'SELECT bucket_start, bucket_ms, good, total FROM sli_buckets WHERE slo_key = ? AND bucket_start >= ? AND bucket_start < ? ORDER BY bucket_start',
+      key, range.start - HOUR_MS, range.end,
+    );
+  }
+
+  /** Latency buckets as good (at or under the threshold) and total counts. */
+  latencyBuckets(service: string, thresholdMs: number, range: Range): Bucket[] {
+    return this.#store.all<Bucket>(
+      `SELECT bucket_start, bucket_ms, SUM(CASE WHEN le <= ? THEN count ELSE 0 END) AS good, SUM(count) AS total
+       FROM sli_latency WHERE service = ? AND bucket_start >= ? AND bucket_start < ?
+       GROUP BY bucket_start, bucket_ms ORDER BY bucket_start`,
+      thresholdMs, service, range.start - HOUR_MS, range.end,
+    );
+  }
+
+  /** Earliest bucket of a key, or undefined. */
+  firstBucket(key: string): number | undefined {
+    return this.#store.get<{ t: number | null }>('SELECT MIN(bucket_start) AS t FROM sli_buckets WHERE slo_key = ?', key)?.t ?? undefined;
+  }
+
+  /**
+   * Compacts minute buckets in hours that ended more than COMPACT_AFTER_MS ago into hourly
+   * buckets, and deletes buckets older than RETAIN_MS. Returns the number of minute rows merged.
+   */
+  compact(now: number): number {
+    const cutoff = compactionCutoff(now);
+    return this.#store.transaction(() => {
+      this.#store.run(
+        `INSERT INTO sli_buckets (slo_key, bucket_start, bucket_ms, good, total)
+         SELECT slo_key, (bucket_start / ${HOUR_MS}) * ${HOUR_MS}, ${HOUR_MS}, SUM(good), SUM(total)
+         FROM sli_buckets WHERE bucket_ms = ${MINUTE_MS} AND bucket_start < ? GROUP BY slo_key, bucket_start / ${HOUR_MS}
+         ON CONFLICT (slo_key, bucket_start, bucket_ms) DO UPDATE SET good = good + excluded.good, total = total + excluded.total`,
+        cutoff,
+      );
+      const removed = this.#store.run(`DELETE FROM sli_buckets WHERE bucket_ms = ${MINUTE_MS} AND bucket_start < ?`, cutoff).changes;
+      this.#store.run(
+        `INSERT INTO sli_latency (service, bucket_start, bucket_ms, le, count)
+         SELECT service, (bucket_start / ${HOUR_MS}) * ${HOUR_MS}, ${HOUR_MS}, le, SUM(count)
+         FROM sli_latency WHERE bucket_ms = ${MINUTE_MS} AND bucket_start < ? GROUP BY service, bucket_start / ${HOUR_MS}, le
+         ON CONFLICT (service, bucket_start, bucket_ms, le) DO UPDATE SET count = count + excluded.count`,
+        cutoff,
+      );
+      this.#store.run(`DELETE FROM sli_latency WHERE bucket_ms = ${MINUTE_MS} AND bucket_start < ?`, cutoff);
+      this.#store.run('DELETE FROM sli_buckets WHERE bucket_start < ?', now - RETAIN_MS);
+      this.#store.run('DELETE FROM sli_latency WHERE bucket_start < ?', now - RETAIN_MS);
+      return removed;
+    });
+  }
+
+  // --- maintenance windows declared through the API ---
+
+  maintenance(): MaintenanceRow[] {
+    return this.#store
+      .all<{ id: number; services: string | null; start_at: number; end_at: number; reason: string; created_at: number }>('SELECT * FROM slo_maintenance ORDER BY start_at')
+      .map((r) => ({ id: r.id, services: r.services === null ? null : (JSON.parse(r.services) as string[]), start: r.start_at, end: r.end_at, reason: r.reason, created_at: r.created_at }));
+  }
+
+  addMaintenance(m: { services: string[] | null; start: number; end: number; reason: string }, now: number): number {
+    const r = this.#store.run('INSERT INTO slo_maintenance (services, start_at, end_at, reason, created_at) VALUES (?, ?, ?, ?, ?)', m.services === null ? null : JSON.stringify(m.services), m.start, m.end, m.reason, now);
+    return Number(r.lastInsertRowid);
+  }
+
+  removeMaintenance(id: number): boolean {
+    return this.#store.run('DELETE FROM slo_maintenance WHERE id = ?', id).changes > 0;
+  }
+
+  // --- alerts ---
+
+  recordFiring(a: Omit<AlertRow, 'id' | 'resolved_at' | 'webhook_fired' | 'webhook_resolved'>): number {
+    const r = this.#store.run(
+      'INSERT INTO slo_alerts (slo, tier, severity, tier_window, threshold, fired_at, burn_long, burn_short) VALUES (?, ?, ?, ?, ?, ?, ?, ?)',
+      a.slo, a.tier, a.severity, a.tier_window, a.threshold, a.fired_at, a.burn_long, a.burn_short,
+    );
+    return Number(r.lastInsertRowid);
+  }
+
+  recordResolved(id: number, at: number): void {
+    this.#store.run('UPDATE slo_alerts SET resolved_at = ? WHERE id = ?', at, id);
+  }
+
+  recordWebhook(id: number, state: 'firing' | 'resolved', result: string): void {
+    this.#store.run(`UPDATE slo_alerts SET ${state === 'firing' ? 'webhook_fired' : 'webhook_resolved'} = ? WHERE id = ?`, result, id);
+  }
+
+  openAlerts(): AlertRow[] {
+    return this.#store.all<AlertRow>('SELECT * FROM slo_alerts WHERE resolved_at IS NULL ORDER BY id');
+  }
+
+  alerts(limit = 100): AlertRow[] {
+    return this.#store.all<AlertRow>('SELECT * FROM slo_alerts ORDER BY id DESC LIMIT ?', limit);
+  }
+}

@@ -1,0 +1,373 @@
+// Owns the SLO subsystem in the daemon: turns bus events into SLI observations (proxy.request for
+// availability and latency, health.transition for probe time slices), flushes them to the store
+// every minute, evaluates the burn-rate alert tiers, records and publishes alerts ('slo.alert'),
+// delivers them by webhook, keeps maintenance windows, exports metrics, and serves
+// GET /v1/slo, GET /v1/slo/alerts and /v1/maintenance.
+import { Gauge } from 'prom-client';
+import type { BulwarkConfig } from '../core/config/schema.js';
+import { BulwarkError, describeError } from '../core/errors.js';
+import type { BulwarkEvents, NodeHealth } from '../core/events.js';
+import type { Timer } from '../core/clock.js';
+import type { Route, Subsystem, SubsystemDeps } from '../core/subsystem.js';
+import { parseDuration } from '../core/units.js';
+import { publicReport, SloEngine, label, type Report, type SloDefinition } from './engine.js';
+import { HOUR_MS, MINUTE_MS, stepAlerts } from './math.js';
+import { bucketFor, latencyBounds, MinuteAggregator } from './recorder.js';
+import { KEYS, SloRepo } from './repo.js';
+import { floorTo } from './windows.js';
+
+/** Is a finished request bad for an SLO's availability? Connection failures and timeouts always are. */
+export function isBad(e: Pick<BulwarkEvents['proxy.request'], 'ok' | 'status'>, badStatus: ReadonlyArray<'5xx' | '4xx' | number>): boolean {
+  if (e.status === undefined) return !e.ok;
+  const s = e.status;
+  return badStatus.some((b) => (b === '5xx' ? s >= 500 && s <= 599 : b === '4xx' ? s >= 400 && s <= 499 : s === b));
+}
+
+export interface WebhookPayload {
+  source: 'bulwark';
+  slo: string;
+  service: string;
+  severity: 'page' | 'ticket';
+  state: 'firing' | 'resolved';
+  window: string;
+  threshold: number;
+  burn_rate_long: number;
+  burn_rate_short: number;
+  objective: number;
+  budget_remaining: number;
+  at: string;
+  alert_id: number;
+}
+
+type State = 'up' | 'down' | 'unknown';
+
+export class SloSubsystem implements Subsystem {
+  readonly name = 'slo';
+  readonly #deps: SubsystemDeps;
+  readonly #repo: SloRepo;
+  readonly #engine: SloEngine;
+  readonly #agg = new MinuteAggregator();
+  #config: BulwarkConfig;
+  #unsubscribe: Array<() => void> = [];
+  #timer: Timer | undefined;
+  #lastCompaction = 0;
+  /** slo name -> tier index -> open alert id. */
+  #firing = new Map<string, Map<number, number>>();
+  #nodeStates = new Map<string, Map<string, NodeHealth>>();
+  #bounds = new Map<string, number[]>();
+  #pending = new Set<Promise<void>>();
+  #last: Report | undefined;
+  #running = false;
+  readonly #gauges: { sli: Gauge; budget: Gauge; burn: Gauge; firing: Gauge };
+
+  constructor(deps: SubsystemDeps) {
+    this.#deps = deps;
+    this.#config = deps.config;
+    this.#repo = new SloRepo(deps.store);
+    this.#engine = new SloEngine(this.#repo, deps.config);
+    const gauge = (name: string, help: string, labelNames: string[]): Gauge =>
+      (deps.metrics.getSingleMetric(name) as Gauge | undefined) ?? new Gauge({ name, help, labelNames, registers: [deps.metrics] });
+    this.#gauges = {
+      sli: gauge('bulwark_slo_sli_ratio', 'SLI over the SLO window (good / valid)', ['slo', 'service', 'sli']),
+      budget: gauge('bulwark_slo_error_budget_remaining_ratio', 'Share of the error budget left over the SLO window (negative when overspent)', ['slo']),
+      burn: gauge('bulwark_slo_burn_rate', 'Error-budget burn rate over a lookback window', ['slo', 'window']),
+      firing: gauge('bulwark_slo_alert_firing', 'Alert tiers currently firing', ['slo', 'severity', 'window']),
+    };
+    this.#computeBounds();
+  }
+
+  #computeBounds(): void {
+    this.#bounds.clear();
+    const thresholds = new Map<string, number[]>();
+    for (const d of this.#engine.definitions) {
+      if (d.sli !== 'latency' || !d.config.latency) continue;
+      thresholds.set(d.config.service, [...(thresholds.get(d.config.service) ?? []), d.config.latency.threshold]);
+    }
+    for (const [svc, t] of thresholds) this.#bounds.set(svc, latencyBounds(t));
+  }
+
+  async start(): Promise<void> {
+    const { events, clock } = this.#deps;
+    const now = clock.now();
+    this.#running = true;
+    this.#agg.setState(KEYS.observed, 'up', now);
+    for (const a of this.#repo.openAlerts()) {
+      const m = this.#firing.get(a.slo) ?? new Map<number, number>();
+      m.set(a.tier, a.id);
+      this.#firing.set(a.slo, m);
+    }
+    this.#unsubscribe.push(events.on('proxy.request', (e) => this.#onRequest(e)));
+    this.#unsubscribe.push(events.on('health.transition', (e) => this.#onHealth(e)));
+    this.#schedule();
+  }
+
+  #schedule(): void {
+    if (!this.#running) return;
+    const now = this.#deps.clock.now();
+    const next = floorTo(now, MINUTE_MS) + MINUTE_MS;
+    this.#timer = this.#deps.clock.setTimeout(() => {
+      try {
+        this.tick();
+      } catch (err) {
+        this.#deps.logger.error({ err: describeError(err) }, 'slo evaluation failed');
+      }
+      this.#schedule();
+    }, next - now);
+  }
+
+  #onRequest(e: BulwarkEvents['proxy.request']): void {
+    for (const d of this.#engine.definitions) {
+      if (d.config.service !== e.service || d.sli !== 'availability') continue;
+      this.#agg.count(KEYS.availability(d.name), !isBad(e, d.config.bad_status), e.at);
+    }
+    const bounds = this.#bounds.get(e.service);
+    // Latency SLIs count answered requests (a fast failure is an availability problem, not a fast answer).
+    if (bounds && e.ok) this.#agg.latency(e.service, bucketFor(bounds, e.latency_ms), e.at);
+  }
+
+  #onHealth(e: BulwarkEvents['health.transition']): void {
+    const nodes = this.#nodeStates.get(e.service) ?? new Map<string, NodeHealth>();
+    nodes.set(e.node, e.to);
+    this.#nodeStates.set(e.service, nodes);
+    this.#agg.setState(KEYS.node(e.service, e.node), e.to, e.at);
+    const states = [...nodes.values()];
+    const svc: State = states.includes('up') ? 'up' : states.includes('down') ? 'down' : 'unknown';
+    if (this.#agg.stateOf(KEYS.probe(e.service)) !== svc) this.#agg.setState(KEYS.probe(e.service), svc, e.at);
+  }
+
+  /** Writes every observation so far to the store. */
+  flush(): void {
+    const d = this.#agg.drain(this.#deps.clock.now());
+    this.#repo.write(d.counts, d.latency);
+  }
+
+  /** One evaluation: flush, compute the report, step the alert state machines, update metrics. */
+  tick(): Report {
+    const now = this.#deps.clock.now();
+    this.flush();
+    if (now - this.#lastCompaction >= HOUR_MS) {
+      this.#repo.compact(now);
+      this.#lastCompaction = now;
+    }
+    const report = this.#engine.report(now);
+    this.#last = report;
+    for (const r of report.slos) {
+      const def = this.#engine.definitions.find((d) => d.name === r.name) as SloDefinition;
+      this.#metrics(r);
+      this.#alerts(def, r, now);
+    }
+    return report;
+  }
+
+  #metrics(r: Report['slos'][number]): void {
+    if (r.value !== null) this.#gauges.sli.set({ slo: r.name, service: r.service, sli: r.sli }, r.value);
+    this.#gauges.budget.set({ slo: r.name }, r.budget.remaining_ratio);
+    for (const [w, v] of Object.entries(r.burn_rates)) if (v !== null) this.#gauges.burn.set({ slo: r.name, window: w }, v);
+  }
+
+  #alerts(def: SloDefinition, r: Report['slos'][number], now: number): void {
+    const open = this.#firing.get(def.name) ?? new Map<number, number>();
+    this.#firing.set(def.name, open);
+    const results = r.tier_results ?? [];
+    const step = stepAlerts(results, new Set(open.keys()));
+    for (const t of step.transitions) {
+      const tier = t.result.tier;
+      const window = `${label(tier.long_ms)}/${label(tier.short_ms)}`;
+      let id: number;
+      if (t.state === 'firing') {
+        id = this.#repo.recordFiring({ slo: def.name, tier: t.index, severity: tier.severity, tier_window: window, threshold: t.result.threshold, fired_at: now, burn_long: t.result.burn_long, burn_short: t.result.burn_short });
+        open.set(t.index, id);
+      } else {
+        id = open.get(t.index) as number;
+        this.#repo.recordResolved(id, now);
+        open.delete(t.index);
+      }
+      this.#gauges.firing.set({ slo: def.name, severity: tier.severity, window }, t.state === 'firing' ? 1 : 0);
+      this.#deps.events.emit('slo.alert', { slo: def.name, severity: tier.severity, state: t.state, burn_rate: t.result.burn_long, window, at: now });
+      this.#deps.events.emit('audit.event', {
+        kind: `slo.alert.${t.state}`,
+        subject: def.name,
+        message: `${tier.severity} ${t.state}: burn ${t.result.burn_long.toFixed(2)}x over ${label(tier.long_ms)} and ${t.result.burn_short.toFixed(2)}x over ${label(tier.short_ms)} (threshold ${t.result.threshold.toFixed(2)}x)`,
+        at: now,
+      });
+      this.#deps.logger.warn({ slo: def.name, severity: tier.severity, state: t.state, window, burn: t.result.burn_long }, 'slo alert');
+      const url = def.config.alerts?.webhook;
+      if (url) {
+        const payload: WebhookPayload = {
+          source: 'bulwark',
+          slo: def.name,
+          service: def.config.service,
+          severity: tier.severity,
+          state: t.state,
+          window,
+          threshold: t.result.threshold,
+          burn_rate_long: t.result.burn_long,
+          burn_rate_short: t.result.burn_short,
+          objective: def.config.objective,
+          budget_remaining: r.budget.remaining_ratio,
+          at: new Date(now).toISOString(),
+          alert_id: id,
+        };
+        this.#deliver(url, payload, id, t.state);
+      }
+    }
+  }
+
+  #deliver(url: string, payload: WebhookPayload, id: number, state: 'firing' | 'resolved'): void {
+    const p = (async () => {
+      let result: string;
+      try {
+        const res = await fetch(url, { method: 'POST', headers: { 'content-type': 'application/json', 'user-agent': 'bulwark-slo' }, body: JSON.stringify(payload), signal: AbortSignal.timeout(5000) });
+        await res.arrayBuffer().catch(() => undefined);
+        result = res.ok ? `ok ${res.status}` : `failed: HTTP ${res.status}`;
+      } catch (err) {
+        result = `failed: ${(err as Error).cause instanceof Error ? ((err as Error).cause as Error).message : (err as Error).message}`;
+      }
+      if (result.startsWith('failed')) {
+        const e = new BulwarkError('BULWARK_SLO_WEBHOOK_FAILED', `alert webhook ${url} for SLO ${payload.slo} (${state}) was not delivered: ${result.slice(8)}`);
+        this.#deps.logger.error({ err: describeError(e) }, 'slo webhook failed');
+      }
+      try {
+        this.#repo.recordWebhook(id, state, result);
+      } catch {
+        // the store may be closed when the daemon stops mid-delivery
+      }
+    })();
+    this.#pending.add(p);
+    void p.finally(() => this.#pending.delete(p));
+  }
+
+  /** Resolves when every webhook delivery started so far has finished (tests, shutdown). */
+  async settled(): Promise<void> {
+    while (this.#pending.size > 0) await Promise.all([...this.#pending]);
+  }
+
+  async stop(): Promise<void> {
+    this.#running = false;
+    this.#timer?.cancel();
+    for (const u of this.#unsubscribe.splice(0)) u();
+    const now = this.#deps.clock.now();
+    // Close every time slice: after this the daemon's downtime is missing data.
+    this.#agg.clearState(KEYS.observed, now);
+    for (const [svc, nodes] of this.#nodeStates) {
+      this.#agg.clearState(KEYS.probe(svc), now);
+      for (const n of nodes.keys()) this.#agg.clearState(KEYS.node(svc, n), now);
+    }
+    try {
+      this.flush();
+    } catch (err) {
+      this.#deps.logger.error({ err: describeError(err) }, 'slo: final flush failed');
+    }
+    await Promise.race([this.settled(), new Promise((r) => setTimeout(r, 3000).unref())]);
+  }
+
+  async reload(config: BulwarkConfig): Promise<void> {
+    this.#config = config;
+    this.#engine.setConfig(config);
+    this.#computeBounds();
+  }
+
+  /** The report as of now (observations flushed first). */
+  report(only?: string): Report {
+    if (only !== undefined && !this.#engine.definitions.some((d) => d.name === only)) {
+      throw new BulwarkError('BULWARK_SLO_UNKNOWN', `no SLO named '${only}' under slos`, { hint: `configured: ${this.#engine.definitions.map((d) => d.name).join(', ') || '(none)'}`, httpStatus: 404 });
+    }
+    this.flush();
+    return this.#engine.report(this.#deps.clock.now(), only);
+  }
+
+  status(): unknown {
+    const r = this.#last;
+    const rows = this.#engine.definitions.map((d) => {
+      const s = r?.slos.find((x) => x.name === d.name);
+      const firing = [...(this.#firing.get(d.name)?.keys() ?? [])].map((i) => d.tiers[i]?.severity).filter(Boolean);
+      return {
+        slo: d.name,
+        service: d.config.service,
+        sli: d.sli,
+        objective: `${(d.config.objective * 100).toString()}%`,
+        value: s?.value_text ?? '-',
+        budget_left: s ? `${(s.budget.remaining_ratio * 100).toFixed(1)}%` : '-',
+        burn_1h: s?.burn_rates['1h'] === undefined || s.burn_rates['1h'] === null ? '-' : s.burn_rates['1h'].toFixed(2),
+        alerts: firing.length > 0 ? firing.join(',') : 'none',
+      };
+    });
+    return { rows, columns: ['slo', 'service', 'sli', 'objective', 'value', 'budget_left', 'burn_1h', 'alerts'], evaluated_at: r?.generated_at ?? null };
+  }
+
+  routes(): Route[] {
+    return [
+      { method: 'GET', path: '/v1/slo', handle: ({ url }) => publicReport(this.report(url.searchParams.get('slo') ?? undefined)) },
+      { method: 'GET', path: '/v1/slo/alerts', handle: ({ url }) => ({ alerts: this.#repo.alerts(Math.min(1000, Number(url.searchParams.get('limit') ?? 100) || 100)) }) },
+      { method: 'GET', path: '/v1/maintenance', handle: () => ({ windows: this.maintenance() }) },
+      { method: 'POST', path: '/v1/maintenance', handle: async (ctx) => this.addMaintenance(await ctx.body()) },
+      {
+        method: 'DELETE',
+        path: '/v1/maintenance/:id',
+        handle: ({ params }) => {
+          const id = Number(params['id']);
+          if (!Number.isInteger(id) || !this.#repo.removeMaintenance(id)) {
+            throw new BulwarkError('BULWARK_SLO_MAINTENANCE_NOT_FOUND', `no maintenance window with id '${params['id'] ?? ''}' declared through the API`, { hint: 'GET /v1/maintenance lists them; windows from the config are removed by editing it', httpStatus: 404 });
+          }
+          return { deleted: id };
+        },
+      },
+    ];
+  }
+
+  maintenance(): Array<{ id: number | undefined; source: string; services: string[] | null; start: string; end: string; reason: string }> {
+    const cfg = this.#config.maintenance.map((m) => ({ id: undefined, source: 'config', services: m.services ?? null, start: m.start, end: m.end, reason: m.reason }));
+    const api = this.#repo.maintenance().map((m) => ({ id: m.id as number | undefined, source: 'api', services: m.services, start: m.start, end: m.end, reason: m.reason }));
+    return [...cfg, ...api].map((m) => ({ ...m, start: new Date(m.start).toISOString(), end: new Date(m.end).toISOString() }));
+  }
+
+  /** Declares a maintenance window: { start?, end | duration, services?, reason? } (start defaults to now). */
+  addMaintenance(body: unknown): { id: number; start: string; end: string; services: string[] | null; reason: string } {
+    const bad = (msg: string): BulwarkError =>
+      new BulwarkError('BULWARK_SLO_MAINTENANCE_INVALID', `maintenance window: ${msg}`, {
+        hint: 'send {"start":"2026-03-01T02:00:00Z","end":"2026-03-01T03:00:00Z","services":["web"],"reason":"upgrade"} (or "duration":"1h" instead of "end"; start defaults to now)',
+        httpStatus: 400,
+      });
+    if (!body || typeof body !== 'object' || Array.isArray(body)) throw bad('expected a JSON object');
+    const b = body as Record<string, unknown>;
+    const allowed = ['start', 'end', 'duration', 'services', 'reason'];
+    for (const k of Object.keys(b)) if (!allowed.includes(k)) throw bad(`unknown field '${k}'; allowed: ${allowed.join(', ')}`);
+    const time = (k: string): number | undefined => {
+      const v = b[k];
+      if (v === undefined) return undefined;
+      const t = typeof v === 'number' ? v : typeof v === 'string' ? Date.parse(v) : NaN;
+      if (!Number.isFinite(t)) throw bad(`${k}: expected an ISO time like 2026-03-01T02:00:00Z or epoch ms, got ${JSON.stringify(v)}`);
+      return t;
+    };
+    const start = time('start') ?? this.#deps.clock.now();
+    let end = time('end');
+    if (b['duration'] !== undefined) {
+      if (end !== undefined) throw bad('give end or duration, not both');
+      try {
+        end = start + parseDuration(b['duration'] as string | number, 'duration');
+      } catch (err) {
+        throw bad((err as Error).message);
+      }
+    }
+    if (end === undefined) throw bad('end (or duration) is required');
+    if (end <= start) throw bad('end must come after start');
+    let services: string[] | null = null;
+    if (b['services'] !== undefined) {
+      if (!Array.isArray(b['services']) || b['services'].some((s) => typeof s !== 'string')) throw bad('services: expected a list of service names');
+      services = b['services'] as string[];
+      const known = new Set([...Object.keys(this.#config.services), ...Object.keys(this.#config.databases)]);
+      const unknown = services.filter((s) => !known.has(s));
+      if (unknown.length > 0) throw bad(`unknown service(s) ${unknown.join(', ')}; configured: ${[...known].join(', ') || '(none)'}`);
+    }
+    const reason = b['reason'] === undefined ? '' : String(b['reason']);
+    const id = this.#repo.addMaintenance({ services, start, end, reason }, this.#deps.clock.now());
+    this.#deps.events.emit('audit.event', { kind: 'slo.maintenance', subject: services?.join(',') ?? '*', message: `maintenance window ${new Date(start).toISOString()} to ${new Date(end).toISOString()}${reason ? `: ${reason}` : ''}`, at: this.#deps.clock.now() });
+    return { id, start: new Date(start).toISOString(), end: new Date(end).toISOString(), services, reason };
+  }
+}
+
+/** The factory the daemon calls: undefined when no SLO is configured. */
+export function createSlo(deps: SubsystemDeps): SloSubsystem | undefined {
+  if (Object.keys(deps.config.slos).length === 0) return undefined;
+  return new SloSubsystem(deps);
+}
