@@ -7,6 +7,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { stringify } from 'yaml';
 import type { Logger } from '../core/logger.js';
+import { proxyDemoPart } from '../proxy/demo.js';
 
 export interface DemoContext {
   /** Scratch directory the demo owns; removed on stop. */
@@ -22,7 +23,9 @@ export interface DemoPart {
 }
 
 /** Demo parts, in start order. Each capability appends its own. */
-export const DEMO_PARTS: Array<() => DemoPart> = [];
+export const DEMO_PARTS: Array<() => DemoPart> = [
+  proxyDemoPart,
+];
 
 export interface Demo {
   dir: string;

@@ -1,8 +1,13 @@
 // Owns the list of subsystem factories the daemon builds from config. Each capability adds one
 // line here; a factory returns undefined when its section of the config is empty.
 import type { Subsystem, SubsystemDeps } from '../core/subsystem.js';
+import { createHealth } from '../health/index.js';
+import { createProxy } from '../proxy/index.js';
 
 export type SubsystemFactory = (deps: SubsystemDeps) => Subsystem | undefined;
 
 /** Order matters: shared services first (they publish events others react to), edges of the plane last. */
-export const SUBSYSTEM_FACTORIES: SubsystemFactory[] = [];
+export const SUBSYSTEM_FACTORIES: SubsystemFactory[] = [
+  (deps) => createHealth(deps),
+  createProxy,
+];

@@ -59,6 +59,15 @@ const serviceSchema = z.strictObject({
   slow_start: duration().default(0),
   drain_timeout: duration().default(10_000),
   close_on_down: z.boolean().default(true),
+}).superRefine((svc, ctx) => {
+  const seen = new Set<string>();
+  svc.backends.forEach((b, i) => {
+    if (seen.has(b.name)) ctx.addIssue({ code: 'custom', path: ['backends', i, 'name'], message: `duplicate backend name '${b.name}' (names must be unique within a service)`, input: b.name });
+    seen.add(b.name);
+  });
+  if (svc.mode === 'active-passive' && !svc.backends.some((b) => !b.standby)) {
+    ctx.addIssue({ code: 'custom', path: ['backends'], message: 'active-passive needs at least one backend without standby: true', input: svc.backends });
+  }
 });
 
 // databases: (owned by failover/) — PostgreSQL clusters whose nodes run on this machine.
