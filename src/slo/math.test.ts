@@ -134,9 +134,15 @@ test('the fast tier suppresses duplicate slower alerts; firing tiers resolve whe
   let s = stepAlerts(results([true, true, true]), new Set());
   assert.deepEqual([...s.firing], [0]);
   assert.deepEqual(s.transitions.map((t) => [t.index, t.state]), [[0, 'firing']]);
-  // Fast page clears while the slower ones still hold: the slow page now fires (ticket still suppressed by it).
-  s = stepAlerts(results([false, true, true]), s.firing);
-  assert.deepEqual(s.transitions.map((t) => [t.index, t.state]), [[0, 'resolved'], [1, 'firing']]);
+  // Fast page clears while the slower ones still hold the same errors: no duplicate page yet.
+  const resolved = new Map([[0, 1000 * MINUTE_MS]]);
+  s = stepAlerts(results([false, true, true]), s.firing, new Map(), 1000 * MINUTE_MS);
+  assert.deepEqual(s.transitions.map((t) => [t.index, t.state]), [[0, 'resolved']]);
+  s = stepAlerts(results([false, true, true]), s.firing, resolved, 1029 * MINUTE_MS);
+  assert.deepEqual(s.transitions, [], 'within the slow tier short window (30m) of the fast page resolving');
+  // The burn goes on past the slow tier's short window: the slow page fires (the ticket stays suppressed by it).
+  s = stepAlerts(results([false, true, true]), s.firing, resolved, 1031 * MINUTE_MS);
+  assert.deepEqual(s.transitions.map((t) => [t.index, t.state]), [[1, 'firing']]);
   assert.deepEqual([...s.firing], [1]);
   // Everything clears: the slow page resolves.
   s = stepAlerts(results([false, false, false]), s.firing);

@@ -171,10 +171,17 @@ export type AlertTransition = { index: number; state: 'firing' | 'resolved'; res
 /**
  * Alert state machine step. A tier that is firing resolves when its condition clears. A tier
  * that is not firing starts firing when its condition holds, unless a faster tier (shorter long
- * window) of equal or higher severity is firing or about to: the fast tier suppresses duplicate
- * slower alerts. Returns the transitions and the new set of firing tier indexes.
+ * window) of equal or higher severity is firing, or resolved less than this tier's short window
+ * ago: the fast tier suppresses duplicate slower alerts (the slower tier's short window still
+ * holds the errors of the incident the fast tier paged for; if the burn goes on past that, the
+ * slower tier fires). Returns the transitions and the new set of firing tier indexes.
  */
-export function stepAlerts(results: readonly TierResult[], firing: ReadonlySet<number>): { firing: Set<number>; transitions: AlertTransition[] } {
+export function stepAlerts(
+  results: readonly TierResult[],
+  firing: ReadonlySet<number>,
+  resolvedAt: ReadonlyMap<number, number> = new Map(),
+  now = 0,
+): { firing: Set<number>; transitions: AlertTransition[] } {
   const next = new Set<number>();
   const transitions: AlertTransition[] = [];
   for (const r of results) if (firing.has(r.index) && r.condition) next.add(r.index);
@@ -182,7 +189,12 @@ export function stepAlerts(results: readonly TierResult[], firing: ReadonlySet<n
   const order = [...results].sort((a, b) => a.tier.long_ms - b.tier.long_ms);
   for (const r of order) {
     if (firing.has(r.index) || !r.condition) continue;
-    const suppressed = order.some((o) => o.tier.long_ms < r.tier.long_ms && RANK[o.tier.severity] >= RANK[r.tier.severity] && next.has(o.index));
+    const suppressed = order.some(
+      (o) =>
+        o.tier.long_ms < r.tier.long_ms &&
+        RANK[o.tier.severity] >= RANK[r.tier.severity] &&
+        (next.has(o.index) || (resolvedAt.get(o.index) ?? -Infinity) > now - r.tier.short_ms || transitions.some((t) => t.index === o.index && t.state === 'resolved')),
+    );
     if (suppressed) continue;
     next.add(r.index);
     transitions.push({ index: r.index, state: 'firing', result: r });

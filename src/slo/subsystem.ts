@@ -53,6 +53,8 @@ export class SloSubsystem implements Subsystem {
   #lastCompaction = 0;
   /** slo name -> tier index -> open alert id. */
   #firing = new Map<string, Map<number, number>>();
+  /** slo name -> tier index -> when it last resolved (for suppressing duplicate slower alerts). */
+  #resolvedAt = new Map<string, Map<number, number>>();
   #nodeStates = new Map<string, Map<string, NodeHealth>>();
   #bounds = new Map<string, number[]>();
   #pending = new Set<Promise<void>>();
@@ -169,7 +171,9 @@ export class SloSubsystem implements Subsystem {
     const open = this.#firing.get(def.name) ?? new Map<number, number>();
     this.#firing.set(def.name, open);
     const results = r.tier_results ?? [];
-    const step = stepAlerts(results, new Set(open.keys()));
+    const resolvedAt = this.#resolvedAt.get(def.name) ?? new Map<number, number>();
+    this.#resolvedAt.set(def.name, resolvedAt);
+    const step = stepAlerts(results, new Set(open.keys()), resolvedAt, now);
     for (const t of step.transitions) {
       const tier = t.result.tier;
       const window = `${label(tier.long_ms)}/${label(tier.short_ms)}`;
@@ -181,6 +185,7 @@ export class SloSubsystem implements Subsystem {
         id = open.get(t.index) as number;
         this.#repo.recordResolved(id, now);
         open.delete(t.index);
+        resolvedAt.set(t.index, now);
       }
       this.#gauges.firing.set({ slo: def.name, severity: tier.severity, window }, t.state === 'firing' ? 1 : 0);
       this.#deps.events.emit('slo.alert', { slo: def.name, severity: tier.severity, state: t.state, burn_rate: t.result.burn_long, window, at: now });
