@@ -3,6 +3,7 @@
 import type { Subsystem, SubsystemDeps } from '../core/subsystem.js';
 import { createHealth } from '../health/index.js';
 import { createProxy } from '../proxy/index.js';
+import { createSlo } from '../slo/subsystem.js';
 
 export type SubsystemFactory = (deps: SubsystemDeps) => Subsystem | undefined;
 
@@ -10,4 +11,5 @@ export type SubsystemFactory = (deps: SubsystemDeps) => Subsystem | undefined;
 export const SUBSYSTEM_FACTORIES: SubsystemFactory[] = [
   (deps) => createHealth(deps),
   createProxy,
+  createSlo, // after health and proxy: it records their events
 ];

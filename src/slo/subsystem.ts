@@ -118,13 +118,15 @@ export class SloSubsystem implements Subsystem {
   }
 
   #onRequest(e: BulwarkEvents['proxy.request']): void {
+    // The proxy names database listeners 'db:NAME'; SLOs name the database.
+    const service = e.service.startsWith('db:') && this.#config.databases[e.service.slice(3)] ? e.service.slice(3) : e.service;
     for (const d of this.#engine.definitions) {
-      if (d.config.service !== e.service || d.sli !== 'availability') continue;
+      if (d.config.service !== service || d.sli !== 'availability') continue;
       this.#agg.count(KEYS.availability(d.name), !isBad(e, d.config.bad_status), e.at);
     }
-    const bounds = this.#bounds.get(e.service);
+    const bounds = this.#bounds.get(service);
     // Latency SLIs count answered requests (a fast failure is an availability problem, not a fast answer).
-    if (bounds && e.ok) this.#agg.latency(e.service, bucketFor(bounds, e.latency_ms), e.at);
+    if (bounds && e.ok) this.#agg.latency(service, bucketFor(bounds, e.latency_ms), e.at);
   }
 
   #onHealth(e: BulwarkEvents['health.transition']): void {
