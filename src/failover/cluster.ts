@@ -1,0 +1,753 @@
+// Owns one PostgreSQL cluster's lifecycle and decisions: bootstrap (initdb, pg_basebackup),
+// continuous observation, failover on primary loss (choose, fence, promote, repoint, publish),
+// synchronous_standby_names, rejoin of a former primary (pg_rewind or re-clone), planned
+// switchover, and the history of those events. Every role change happens only while this
+// instance holds the cluster's leader lease, checked right before acting.
+import { existsSync } from 'node:fs';
+import { join } from 'node:path';
+import type { Clock, Timer } from '../core/clock.js';
+import type { DatabaseConfig } from '../core/config/schema.js';
+import { BulwarkError, describeError } from '../core/errors.js';
+import type { EventBus } from '../core/events.js';
+import type { Logger } from '../core/logger.js';
+import type { StateStore } from '../core/subsystem.js';
+import type { LeaderLease } from '../coord/lease.js';
+import { chooseCandidate, lagBytes, parseLsn, planSync, syncNamesFor } from './decide.js';
+import { execSql, observe, type Observation, type ObserveTarget } from './monitor.js';
+import { PgCtl, type NodeSpec } from './pgctl.js';
+
+export type NodeRole = 'primary' | 'standby' | 'fenced' | 'down' | 'unknown' | 'rejoining';
+
+export interface FailoverRecord {
+  kind: 'failover' | 'switchover';
+  old_primary: string | undefined;
+  new_primary: string | undefined;
+  started_at: number;
+  finished_at: number | undefined;
+  ok: boolean;
+  detect_ms: number | undefined;
+  promote_ms: number | undefined;
+  write_downtime_ms: number | undefined;
+  message: string;
+}
+
+/** What the cluster reports to metrics (the subsystem turns these into Prometheus series). */
+export interface ClusterMetricsSink {
+  role(database: string, node: string, role: NodeRole): void;
+  lag(database: string, node: string, bytes: number | undefined): void;
+  failover(database: string, kind: string, ok: boolean): void;
+  downtime(database: string, kind: string, ms: number): void;
+}
+
+export interface ClusterDeps {
+  name: string;
+  config: DatabaseConfig;
+  stateDir: string;
+  lease: LeaderLease;
+  events: EventBus;
+  logger: Logger;
+  clock: Clock;
+  store: StateStore;
+  metrics: ClusterMetricsSink;
+}
+
+interface NodeState {
+  spec: NodeSpec;
+  ctl: PgCtl;
+  obs: Observation | undefined;
+  /** Consecutive failed observations. */
+  fails: number;
+  pidAlive: boolean;
+}
+
+export class PgCluster {
+  readonly name: string;
+  readonly #d: ClusterDeps;
+  readonly #nodes = new Map<string, NodeState>();
+  #primary: string | undefined;
+  #syncNodes: string[] = [];
+  #syncNamed: string | undefined;
+  #syncNamedAtLsn: string | undefined;
+  #ranAsync = false;
+  #fenced = new Set<string>();
+  #rejoining = new Set<string>();
+  #primaryLastOk = 0;
+  #primaryLastLsn: string | undefined;
+  #busy: Promise<unknown> | undefined;
+  #busyWhat = '';
+  #timer: Timer | undefined;
+  #stopped = false;
+  #ticking = false;
+  #lastTopology = '';
+  #blockedReason: string | undefined;
+  #lastLeaseError = '';
+  #bootstrapped = false;
+  #lastFailover: FailoverRecord | undefined;
+  /** Writes are held back (failover or switchover in progress, or no safe primary). */
+  #blocked = false;
+
+  constructor(deps: ClusterDeps) {
+    this.name = deps.name;
+    this.#d = deps;
+    const c = deps.config;
+    for (const n of c.nodes) {
+      const spec: NodeSpec = { name: n.name, host: n.host, port: n.port, dataDir: n.data_dir };
+      const ctl = new PgCtl(spec, { binDir: c.bin_dir, osUser: c.os_user, superuser: c.superuser, logFile: join(deps.stateDir, 'failover', deps.name, `${n.name}.log`) });
+      this.#nodes.set(n.name, { spec, ctl, obs: undefined, fails: 0, pidAlive: false });
+    }
+    const row = deps.store.get<{ primary_node: string | null; sync_node: string | null; fenced: string }>('SELECT primary_node, sync_node, fenced FROM db_clusters WHERE database = ?', deps.name);
+    if (row) {
+      this.#primary = row.primary_node && this.#nodes.has(row.primary_node) ? row.primary_node : undefined;
+      this.#syncNodes = row.sync_node ? row.sync_node.split(',').filter((n) => this.#nodes.has(n)) : [];
+      this.#fenced = new Set((JSON.parse(row.fenced) as string[]).filter((n) => this.#nodes.has(n)));
+    }
+    deps.lease.onLost((reason) => deps.logger.warn({ database: deps.name, reason }, 'leader lease lost: no role changes until it is held again'));
+  }
+
+  get primary(): string | undefined {
+    return this.#primary;
+  }
+
+  // ---------------------------------------------------------------- lifecycle
+
+  async start(): Promise<void> {
+    await this.#tryLease();
+    if (this.#d.lease.isHeld()) await this.#serial('bootstrap', () => this.#bootstrap());
+    this.#schedule(0);
+  }
+
+  async stop(): Promise<void> {
+    this.#stopped = true;
+    this.#timer?.cancel();
+    await this.#busy?.catch(() => undefined);
+    if (this.#d.config.stop_nodes_on_exit && this.#d.lease.isHeld()) {
+      // standbys first, so the primary's shutdown checkpoint is not waited on by anyone
+      const order = [...this.#nodes.values()].sort((a, b) => (a.spec.name === this.#primary ? 1 : 0) - (b.spec.name === this.#primary ? 1 : 0));
+      for (const n of order) {
+        try {
+          await n.ctl.stop('fast');
+        } catch (err) {
+          this.#d.logger.warn({ database: this.name, node: n.spec.name, err: describeError(err) }, 'stopping node failed; killing it');
+          n.ctl.killAll();
+        }
+      }
+    }
+    await this.#d.lease.release();
+  }
+
+  #schedule(ms: number): void {
+    if (this.#stopped) return;
+    this.#timer = this.#d.clock.setTimeout(() => void this.#tick(), ms);
+  }
+
+  async #tryLease(): Promise<void> {
+    try {
+      await this.#d.lease.acquire();
+      this.#lastLeaseError = '';
+    } catch (err) {
+      const msg = describeError(err);
+      if (msg !== this.#lastLeaseError) this.#d.logger.warn({ database: this.name, err: msg }, 'cannot take the leader lease');
+      this.#lastLeaseError = msg;
+    }
+  }
+
+  /** Runs role-changing work one at a time. */
+  async #serial<T>(what: string, fn: () => Promise<T>): Promise<T> {
+    while (this.#busy) await this.#busy.catch(() => undefined);
+    this.#busyWhat = what;
+    const p = fn();
+    this.#busy = p;
+    try {
+      return await p;
+    } finally {
+      this.#busy = undefined;
+      this.#busyWhat = '';
+    }
+  }
+
+  #persist(): void {
+    this.#d.store.run(
+      `INSERT INTO db_clusters (database, primary_node, sync_node, fenced, updated_at) VALUES (?, ?, ?, ?, ?)
+       ON CONFLICT(database) DO UPDATE SET primary_node = excluded.primary_node, sync_node = excluded.sync_node, fenced = excluded.fenced, updated_at = excluded.updated_at`,
+      this.name,
+      this.#primary ?? null,
+      this.#syncNodes.length ? this.#syncNodes.join(',') : null,
+      JSON.stringify([...this.#fenced]),
+      this.#d.clock.now(),
+    );
+  }
+
+  #target(n: NodeState): ObserveTarget {
+    return { host: n.spec.host, port: n.spec.port, user: this.#d.config.superuser };
+  }
+
+  #node(name: string): NodeState {
+    const n = this.#nodes.get(name);
+    if (!n) throw new BulwarkError('BULWARK_DB_UNKNOWN', `database ${this.name} has no node named '${name}'`, { hint: `use one of: ${[...this.#nodes.keys()].join(', ')}` });
+    return n;
+  }
+
+  // ---------------------------------------------------------------- bootstrap
+
+  async #bootstrap(): Promise<void> {
+    const c = this.#d.config;
+    const nodes = [...this.#nodes.values()];
+    for (const n of nodes) n.pidAlive = n.ctl.postmasterPid() !== undefined;
+    // who is primary: the recorded one; else one running out of recovery; else an initialized node without standby.signal; else the first
+    let primary = this.#primary;
+    if (!primary) {
+      for (const n of nodes) {
+        if (!n.pidAlive) continue;
+        const o = await observe(this.#target(n), 2000, () => this.#d.clock.now());
+        if (o.ok && o.inRecovery === false) {
+          primary = n.spec.name;
+          break;
+        }
+      }
+    }
+    primary ??= nodes.find((n) => n.ctl.initialized() && !n.ctl.isStandbyConfigured())?.spec.name;
+    primary ??= nodes.find((n) => !n.ctl.initialized())?.spec.name ?? nodes[0]?.spec.name;
+    const p = this.#node(primary as string);
+    if (!p.ctl.initialized()) {
+      this.#d.logger.info({ database: this.name, node: p.spec.name }, 'initdb');
+      await p.ctl.initdb(c.settings, c.standby === 'hot');
+    }
+    if (this.#fenced.has(p.spec.name) || (p.ctl.isStandbyConfigured() && !p.pidAlive)) {
+      throw new BulwarkError('BULWARK_DB_NO_PRIMARY', `database ${this.name}: the recorded primary ${p.spec.name} is fenced or configured as a standby, and Bulwark will not start it as a primary`, {
+        hint: 'check `bulwark db status`; remove standby.signal from its data_dir only if you are sure no other node has newer data',
+      });
+    }
+    if (!p.pidAlive) await p.ctl.start();
+    this.#primary = p.spec.name;
+    this.#primaryLastOk = this.#d.clock.now();
+    this.#persist();
+    if (c.synchronous && !this.#syncNamed) {
+      const first = nodes.find((n) => n.spec.name !== p.spec.name)?.spec.name;
+      // a fresh cluster: no commit acknowledged yet, so naming the first standby is safe at once
+      if (first && this.#syncNodes.length === 0) this.#syncNodes = [first];
+      await this.#setSyncNames(p, first);
+    }
+    for (const n of nodes) {
+      if (n === p) continue;
+      await this.#ensureStandby(n, p, 'bootstrap');
+    }
+    this.#bootstrapped = true;
+  }
+
+  /** Makes a node a running standby of the primary: clone when empty, rewind when it was a primary, else just start. */
+  async #ensureStandby(n: NodeState, p: NodeState, why: string): Promise<void> {
+    const running = n.ctl.postmasterPid() !== undefined;
+    if (!n.ctl.initialized()) {
+      this.#d.logger.info({ database: this.name, node: n.spec.name, from: p.spec.name, why }, 'cloning standby (pg_basebackup)');
+      await n.ctl.clone(p.spec);
+      await n.ctl.start();
+      return;
+    }
+    if (running) {
+      const o = await observe(this.#target(n), 2000, () => this.#d.clock.now());
+      if (o.ok && o.inRecovery === false) {
+        await this.#rejoin(n, p, `${why}: found running as a second primary`);
+        return;
+      }
+      n.ctl.configureStandby(p.spec);
+      await n.ctl.reload();
+      return;
+    }
+    if (!n.ctl.isStandbyConfigured() || this.#fenced.has(n.spec.name)) {
+      await this.#rejoin(n, p, why);
+      return;
+    }
+    n.ctl.configureStandby(p.spec);
+    await n.ctl.start();
+  }
+
+  // ---------------------------------------------------------------- observation loop
+
+  async #tick(): Promise<void> {
+    if (this.#stopped || this.#ticking) return;
+    this.#ticking = true;
+    try {
+      if (!this.#d.lease.isHeld()) await this.#tryLease();
+      await this.#observeAll();
+      const leader = this.#d.lease.isHeld();
+      if (leader && !this.#bootstrapped && !this.#busy) {
+        await this.#serial('bootstrap', () => this.#bootstrap()).catch((err) => this.#d.logger.error({ database: this.name, err: describeError(err) }, 'bootstrap failed; retrying'));
+      }
+      if (leader && this.#bootstrapped && !this.#busy) await this.#decide();
+      this.#publish();
+    } catch (err) {
+      this.#d.logger.error({ database: this.name, err: describeError(err) }, 'failover loop error');
+    } finally {
+      this.#ticking = false;
+      this.#schedule(this.#d.config.probe_interval);
+    }
+  }
+
+  async #observeAll(): Promise<void> {
+    const timeout = Math.max(300, Math.min(2000, this.#d.config.probe_interval * 2));
+    await Promise.all(
+      [...this.#nodes.values()].map(async (n) => {
+        n.pidAlive = n.ctl.postmasterPid() !== undefined;
+        const o = n.pidAlive ? await observe(this.#target(n), timeout, () => this.#d.clock.now()) : { ok: false, error: 'postmaster not running', at: this.#d.clock.now() };
+        n.obs = o;
+        n.fails = o.ok ? 0 : n.fails + 1;
+        if (n.spec.name === this.#primary && o.ok && o.inRecovery === false) {
+          this.#primaryLastOk = o.at;
+          this.#primaryLastLsn = o.lsn;
+        }
+      }),
+    );
+    const p = this.#primary ? this.#nodes.get(this.#primary) : undefined;
+    for (const n of this.#nodes.values()) {
+      this.#d.metrics.role(this.name, n.spec.name, this.#roleOf(n));
+      this.#d.metrics.lag(this.name, n.spec.name, this.#lagOf(n, p));
+    }
+  }
+
+  #roleOf(n: NodeState): NodeRole {
+    if (this.#rejoining.has(n.spec.name)) return 'rejoining';
+    if (this.#fenced.has(n.spec.name)) return 'fenced';
+    if (!n.pidAlive) return 'down';
+    if (!n.obs?.ok) return n.spec.name === this.#primary ? 'unknown' : 'standby';
+    return n.obs.inRecovery ? 'standby' : 'primary';
+  }
+
+  #lagOf(n: NodeState, p: NodeState | undefined): number | undefined {
+    if (!p || n === p) return n === p ? 0 : undefined;
+    const pl = p.obs?.ok ? p.obs.lsn : this.#primaryLastLsn;
+    const fromPrimary = p.obs?.replicas?.find((r) => r.name === n.spec.name)?.flushLsn;
+    return lagBytes(pl, n.obs?.ok ? n.obs.lsn : fromPrimary);
+  }
+
+  /** A standby's received WAL: its own report, or the primary's last view of it (warm standbys take no connections). */
+  #receivedLsn(n: NodeState, lastReplicas: Map<string, string>): string | undefined {
+    if (n.obs?.ok && n.obs.inRecovery) return n.obs.lsn ?? n.obs.replayLsn;
+    return lastReplicas.get(n.spec.name);
+  }
+
+  #lastReplicaFlush = new Map<string, string>();
+
+  async #decide(): Promise<void> {
+    const p = this.#primary ? this.#nodes.get(this.#primary) : undefined;
+    if (!p) return;
+    if (p.obs?.ok && p.obs.inRecovery === false) {
+      for (const r of p.obs.replicas ?? []) if (r.flushLsn) this.#lastReplicaFlush.set(r.name, r.flushLsn);
+    }
+    const primaryDown = !p.pidAlive || p.fails >= this.#d.config.fall || (p.obs?.ok === true && p.obs.inRecovery === true);
+    if (primaryDown) {
+      const reason = !p.pidAlive ? 'postmaster process gone' : p.obs?.ok ? 'primary is in recovery' : `${p.fails} failed observations (${p.obs?.error ?? 'no answer'})`;
+      await this.#serial('failover', () => this.#failover(p, reason));
+      return;
+    }
+    // a second primary (someone started a fenced node by hand, without standby.signal)
+    for (const n of this.#nodes.values()) {
+      if (n === p || this.#rejoining.has(n.spec.name)) continue;
+      if (n.obs?.ok && n.obs.inRecovery === false) {
+        this.#d.logger.error({ database: this.name, node: n.spec.name }, 'a second primary is running: fencing it');
+        n.ctl.fence();
+        this.#fenced.add(n.spec.name);
+        this.#persist();
+        this.#audit('db.fence', `${this.name}/${n.spec.name}`, `fenced ${n.spec.name}: it ran as a second primary`);
+      }
+    }
+    if (p.obs?.ok) await this.#maintainSync(p);
+    // rejoin fenced nodes; restart standbys that stopped
+    if (this.#d.config.auto_rejoin) {
+      for (const n of this.#nodes.values()) {
+        if (n === p || this.#rejoining.has(n.spec.name)) continue;
+        if (this.#fenced.has(n.spec.name) || (!n.pidAlive && n.fails >= this.#d.config.fall)) {
+          void this.#serial('rejoin', () => this.#rejoin(n, p, this.#fenced.has(n.spec.name) ? 'former primary' : 'standby not running')).catch((err) =>
+            this.#d.logger.error({ database: this.name, node: n.spec.name, err: describeError(err) }, 'rejoin failed; will retry'),
+          );
+          return;
+        }
+      }
+    }
+  }
+
+  async #maintainSync(p: NodeState): Promise<void> {
+    const c = this.#d.config;
+    if (!c.synchronous) return;
+    const replicas = p.obs?.replicas ?? [];
+    const streaming = replicas.filter((r) => r.state === 'streaming').map((r) => r.name);
+    const reportedSync = replicas
+      .filter((r) => r.syncState === 'sync' && (parseLsn(r.flushLsn) ?? -1n) >= (parseLsn(this.#syncNamedAtLsn) ?? 0n))
+      .map((r) => r.name);
+    const named = this.#syncNamed;
+    const plan = planSync(
+      { synchronous: true, noSyncStandby: c.no_sync_standby, named, streaming, reportedSync, standbys: c.nodes.map((n) => n.name).filter((n) => n !== p.spec.name && !this.#fenced.has(n)).concat([...this.#fenced]) },
+      this.#syncNodes,
+    );
+    if (plan.name !== named) await this.#setSyncNames(p, plan.name);
+    this.#ranAsync = plan.async;
+    if (plan.syncNodes.join(',') !== this.#syncNodes.join(',')) {
+      this.#syncNodes = plan.syncNodes;
+      this.#persist();
+    }
+  }
+
+  async #setSyncNames(p: NodeState, name: string | undefined): Promise<void> {
+    const value = syncNamesFor(name);
+    await execSql(this.#target(p), `ALTER SYSTEM SET synchronous_standby_names = '${value.replace(/'/g, "''")}'`, 5000);
+    await execSql(this.#target(p), 'SELECT pg_reload_conf()', 5000);
+    this.#syncNamed = name;
+    this.#syncNamedAtLsn = p.obs?.lsn ?? this.#primaryLastLsn;
+    this.#d.logger.info({ database: this.name, primary: p.spec.name, synchronous_standby_names: value }, 'synchronous standby set');
+  }
+
+  // ---------------------------------------------------------------- topology
+
+  #publish(): void {
+    const p = this.#primary ? this.#nodes.get(this.#primary) : undefined;
+    const writable = p && !this.#blocked && p.pidAlive && p.obs?.ok === true && p.obs.inRecovery === false;
+    const replicas = this.#d.config.standby === 'hot'
+      ? [...this.#nodes.values()]
+          .filter((n) => n !== p && n.obs?.ok && n.obs.inRecovery && n.obs.receiverStatus === 'streaming' && !this.#fenced.has(n.spec.name))
+          .map((n) => ({ node: n.spec.name, address: `${n.spec.host}:${n.spec.port}`, lag_bytes: this.#lagOf(n, p) ?? 0 }))
+      : [];
+    const primary = writable && p ? { node: p.spec.name, address: `${p.spec.host}:${p.spec.port}` } : undefined;
+    // lag changes constantly: publish on changes of membership, not of byte counts
+    const key = JSON.stringify({ primary, replicas: replicas.map((r) => r.node) });
+    if (key === this.#lastTopology) return;
+    this.#lastTopology = key;
+    this.#d.events.emit('db.topology', { database: this.name, primary, replicas, at: this.#d.clock.now() });
+  }
+
+  /** Blocks writes at once (before fencing), whatever the observation loop last saw. */
+  #publishBlocked(): void {
+    this.#blocked = true;
+    this.#lastTopology = JSON.stringify({ primary: undefined, blocked: true });
+    this.#d.events.emit('db.topology', { database: this.name, primary: undefined, replicas: [], at: this.#d.clock.now() });
+  }
+
+  // ---------------------------------------------------------------- failover
+
+  async #failover(old: NodeState, reason: string): Promise<void> {
+    const c = this.#d.config;
+    const clock = this.#d.clock;
+    const startedAt = clock.now();
+    const lastOk = this.#primaryLastOk || startedAt;
+    this.#publishBlocked();
+    const candidates = [...this.#nodes.values()]
+      .filter((n) => n !== old && !this.#fenced.has(n.spec.name) && !this.#rejoining.has(n.spec.name))
+      .map((n) => ({ node: n.spec.name, available: n.pidAlive && (n.obs?.ok ? n.obs.inRecovery === true : c.standby === 'warm'), receivedLsn: this.#receivedLsn(n, this.#lastReplicaFlush) }));
+    const choice = chooseCandidate({ candidates, primaryLsn: this.#primaryLastLsn, synchronous: c.synchronous, syncNodes: this.#syncNodes, ranAsync: this.#ranAsync, maxLagBytes: c.max_lag_on_failover });
+    if (!choice.node) {
+      if (this.#blockedReason !== choice.reason) {
+        this.#d.logger.error({ database: this.name, old: old.spec.name, reason: choice.reason }, 'primary lost and no standby may be promoted: writes blocked');
+        this.#audit('db.failover.blocked', this.name, `primary ${old.spec.name} lost (${reason}); no promotion: ${choice.reason}`);
+      }
+      this.#blockedReason = choice.reason;
+      // No other node was promoted, so the old primary is still the only one with every commit:
+      // kill what is left of it (orphaned backends) and start it again as the primary.
+      old.ctl.killAll();
+      if (old.ctl.initialized() && !old.ctl.isStandbyConfigured() && !this.#fenced.has(old.spec.name)) {
+        try {
+          await old.ctl.start();
+          this.#d.logger.warn({ database: this.name, node: old.spec.name }, 'restarted the old primary in place (no standby could be promoted)');
+          this.#audit('db.restart', `${this.name}/${old.spec.name}`, `restarted ${old.spec.name} as the primary: no standby could be promoted (${choice.reason})`);
+          old.fails = 0;
+          this.#blocked = false;
+          this.#blockedReason = undefined;
+        } catch (err) {
+          this.#d.logger.error({ database: this.name, node: old.spec.name, err: describeError(err) }, 'restarting the old primary failed');
+        }
+      }
+      return;
+    }
+    this.#blockedReason = undefined;
+    const target = this.#node(choice.node);
+    this.#d.logger.warn({ database: this.name, old: old.spec.name, new: target.spec.name, reason, choice: choice.reason }, 'failover: promoting');
+    // 1. fence the old primary: kill whatever still runs in its data dir, and make it start read-only
+    old.ctl.fence();
+    this.#fenced.add(old.spec.name);
+    this.#persist();
+    // 2. promote, only while holding the lease
+    if (!this.#d.lease.isHeld()) {
+      this.#d.logger.error({ database: this.name }, 'lease lost before promotion: not promoting');
+      return;
+    }
+    const promoteAt = clock.now();
+    try {
+      await target.ctl.promote();
+    } catch (err) {
+      this.#record({ kind: 'failover', old_primary: old.spec.name, new_primary: target.spec.name, started_at: startedAt, finished_at: clock.now(), ok: false, detect_ms: startedAt - lastOk, promote_ms: undefined, write_downtime_ms: undefined, message: `promotion failed: ${describeError(err)}` });
+      throw err;
+    }
+    const promotedAt = clock.now();
+    this.#primary = target.spec.name;
+    this.#primaryLastLsn = undefined;
+    this.#lastReplicaFlush.clear();
+    if (c.synchronous) {
+      // the new primary has acknowledged nothing yet: the former primary (which will rejoin) or another standby becomes the synchronous one
+      const next = [...this.#nodes.values()].find((n) => n !== target && n !== old && n.obs?.ok && n.obs.receiverStatus === 'streaming')?.spec.name;
+      this.#syncNodes = next ? [] : [old.spec.name];
+      this.#syncNamed = undefined;
+      if (next || c.no_sync_standby === 'block') await this.#setSyncNames(target, next ?? old.spec.name);
+      else {
+        await this.#setSyncNames(target, undefined);
+        this.#ranAsync = true;
+      }
+    }
+    this.#persist();
+    // 3. repoint the other standbys
+    for (const n of this.#nodes.values()) {
+      if (n === target || n === old || this.#fenced.has(n.spec.name)) continue;
+      n.ctl.configureStandby(target.spec);
+      await n.ctl.reload().catch((err) => this.#d.logger.warn({ database: this.name, node: n.spec.name, err: describeError(err) }, 'repoint failed'));
+    }
+    // 4. route writes to the new primary
+    target.obs = { ok: true, inRecovery: false, at: clock.now() };
+    target.fails = 0;
+    this.#primaryLastOk = clock.now();
+    this.#blocked = false;
+    this.#lastTopology = '';
+    this.#publish();
+    const rec: FailoverRecord = {
+      kind: 'failover',
+      old_primary: old.spec.name,
+      new_primary: target.spec.name,
+      started_at: startedAt,
+      finished_at: promotedAt,
+      ok: true,
+      detect_ms: startedAt - lastOk,
+      promote_ms: promotedAt - promoteAt,
+      write_downtime_ms: undefined,
+      message: `${reason}; promoted ${target.spec.name}: ${choice.reason}`,
+    };
+    const id = this.#record(rec);
+    this.#d.metrics.failover(this.name, 'failover', true);
+    // 5. measure when writes work again (in synchronous mode with block, that is once a synchronous standby streams)
+    void this.#measureWrites(target, lastOk, id, rec);
+  }
+
+  /** Commits a transaction with an xid on the new primary; the time it succeeds ends the write downtime. */
+  async #measureWrites(target: NodeState, since: number, id: number, rec: FailoverRecord): Promise<void> {
+    const deadline = this.#d.clock.now() + 120_000;
+    while (!this.#stopped && this.#d.clock.now() < deadline && this.#primary === target.spec.name) {
+      try {
+        await execSql(this.#target(target), 'SELECT txid_current()', 60_000);
+        const ms = this.#d.clock.now() - since;
+        rec.write_downtime_ms = ms;
+        this.#d.store.run('UPDATE db_failovers SET write_downtime_ms = ? WHERE id = ?', ms, id);
+        this.#d.metrics.downtime(this.name, rec.kind, ms);
+        this.#audit(`db.${rec.kind}.writes`, this.name, `writes work again on ${target.spec.name}: write downtime ${ms} ms`, { write_downtime_ms: ms, id });
+        this.#d.logger.info({ database: this.name, primary: target.spec.name, write_downtime_ms: ms }, 'writes work again');
+        return;
+      } catch {
+        await this.#d.clock.sleep(100);
+      }
+    }
+  }
+
+  #record(r: FailoverRecord): number {
+    this.#lastFailover = r;
+    const res = this.#d.store.run(
+      'INSERT INTO db_failovers (database, kind, old_primary, new_primary, started_at, finished_at, ok, detect_ms, promote_ms, write_downtime_ms, message) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)',
+      this.name, r.kind, r.old_primary ?? null, r.new_primary ?? null, r.started_at, r.finished_at ?? null, r.ok ? 1 : 0, r.detect_ms ?? null, r.promote_ms ?? null, r.write_downtime_ms ?? null, r.message,
+    );
+    this.#audit(`db.${r.kind}`, this.name, r.message, { ...r });
+    if (!r.ok) this.#d.metrics.failover(this.name, r.kind, false);
+    return Number(res.lastInsertRowid);
+  }
+
+  #audit(kind: string, subject: string, message: string, data?: Record<string, unknown>): void {
+    this.#d.events.emit('audit.event', { kind, subject, message, at: this.#d.clock.now(), ...(data ? { data } : {}) });
+  }
+
+  // ---------------------------------------------------------------- rejoin
+
+  /** Rewinds a former primary (or a broken standby) against the primary and starts it as a standby; re-clones when the rewind fails. Never starts it as a primary. */
+  async #rejoin(n: NodeState, p: NodeState, why: string): Promise<void> {
+    const name = n.spec.name;
+    this.#rejoining.add(name);
+    try {
+      this.#d.logger.info({ database: this.name, node: name, primary: p.spec.name, why }, 'rejoining as standby');
+      n.ctl.killAll();
+      if (n.ctl.initialized()) {
+        // pg_rewind needs the divergence point on disk of the source: checkpoint first
+        await execSql(this.#target(p), 'CHECKPOINT', 30_000);
+        const r = await n.ctl.rewind(p.spec);
+        if (r.ok) {
+          n.ctl.configureStandby(p.spec);
+        } else {
+          this.#d.logger.warn({ database: this.name, node: name, output: r.output.trim().split('\n').slice(-4) }, 'pg_rewind failed: cloning again');
+          await n.ctl.clone(p.spec);
+        }
+      } else {
+        await n.ctl.clone(p.spec);
+      }
+      await n.ctl.start();
+      this.#fenced.delete(name);
+      this.#persist();
+      n.fails = 0;
+      this.#audit('db.rejoin', `${this.name}/${name}`, `${name} rejoined as a standby of ${p.spec.name} (${why})`);
+    } finally {
+      this.#rejoining.delete(name);
+    }
+  }
+
+  // ---------------------------------------------------------------- switchover
+
+  /** Planned switchover: wait for the target to catch up, then swap roles with writes blocked for about a second. */
+  async switchover(to: string): Promise<FailoverRecord> {
+    const target = this.#node(to);
+    if (!this.#d.lease.isHeld()) {
+      throw new BulwarkError('BULWARK_DB_NOT_LEADER', `this instance does not hold the leader lease for database ${this.name}`, { hint: 'run the switchover against the instance holding the lease' });
+    }
+    return this.#serial('switchover', async () => {
+      const c = this.#d.config;
+      const clock = this.#d.clock;
+      const old = this.#primary ? this.#nodes.get(this.#primary) : undefined;
+      if (!old) throw new BulwarkError('BULWARK_DB_NO_PRIMARY', `database ${this.name} has no primary to switch over from`);
+      if (old === target) throw new BulwarkError('BULWARK_DB_SWITCHOVER', `${to} is already the primary of ${this.name}`);
+      const startedAt = clock.now();
+      // 1. wait for catch-up while writes still flow
+      const deadline = startedAt + c.switchover_timeout;
+      for (;;) {
+        const po = await observe(this.#target(old), 2000, () => clock.now());
+        const to_ = await observe(this.#target(target), 2000, () => clock.now());
+        const streaming = po.replicas?.find((r) => r.name === to && r.state === 'streaming');
+        const lag = lagBytes(po.lsn, streaming?.flushLsn);
+        if (po.ok && to_.ok && to_.inRecovery && streaming && lag !== undefined && lag < 1024 * 1024) break;
+        if (clock.now() > deadline) {
+          throw new BulwarkError('BULWARK_DB_SWITCHOVER', `${to} did not catch up with ${old.spec.name} within ${c.switchover_timeout} ms (streaming: ${streaming ? 'yes' : 'no'}, lag: ${lag ?? 'unknown'} bytes)`, {
+            hint: 'check `bulwark db status`; the target must be a streaming standby',
+          });
+        }
+        await clock.sleep(200);
+      }
+      // 2. block writes, stop the old primary cleanly (its walsenders ship everything, shutdown checkpoint included)
+      const blockedAt = clock.now();
+      this.#publishBlocked();
+      await old.ctl.stop('fast');
+      const finalLsn = await old.ctl.checkpointLsn();
+      // 3. the target must have received the old primary's last record
+      const until = clock.now() + 10_000;
+      let caught = false;
+      while (clock.now() < until) {
+        const o = await observe(this.#target(target), 2000, () => clock.now());
+        if (o.ok && (parseLsn(o.lsn) ?? -1n) > (parseLsn(finalLsn) ?? 0n)) {
+          caught = true;
+          break;
+        }
+        await clock.sleep(50);
+      }
+      if (!caught) {
+        await old.ctl.start();
+        this.#blocked = false;
+        this.#lastTopology = '';
+        throw new BulwarkError('BULWARK_DB_SWITCHOVER', `${to} did not receive ${old.spec.name}'s final WAL (${finalLsn ?? '?'}); ${old.spec.name} was restarted as the primary`);
+      }
+      if (!this.#d.lease.isHeld()) {
+        await old.ctl.start();
+        this.#blocked = false;
+        this.#lastTopology = '';
+        throw new BulwarkError('BULWARK_DB_NOT_LEADER', `lost the leader lease during switchover of ${this.name}; ${old.spec.name} stays primary`);
+      }
+      // 4. promote; the old primary becomes a standby (clean shutdown, so no rewind is needed)
+      old.ctl.fence();
+      this.#fenced.add(old.spec.name);
+      this.#persist();
+      const promoteAt = clock.now();
+      await target.ctl.promote();
+      const promotedAt = clock.now();
+      this.#primary = target.spec.name;
+      this.#primaryLastLsn = undefined;
+      this.#lastReplicaFlush.clear();
+      if (c.synchronous) {
+        this.#syncNodes = [old.spec.name];
+        this.#syncNamed = undefined;
+        await this.#setSyncNames(target, old.spec.name);
+      }
+      this.#persist();
+      old.ctl.configureStandby(target.spec);
+      await old.ctl.start();
+      this.#fenced.delete(old.spec.name);
+      this.#persist();
+      for (const n of this.#nodes.values()) {
+        if (n === target || n === old || this.#fenced.has(n.spec.name)) continue;
+        n.ctl.configureStandby(target.spec);
+        await n.ctl.reload().catch(() => undefined);
+      }
+      target.obs = { ok: true, inRecovery: false, at: clock.now() };
+      target.fails = 0;
+      this.#primaryLastOk = clock.now();
+      this.#blocked = false;
+      this.#lastTopology = '';
+      this.#publish();
+      // 5. measure: a committed write on the new primary ends the write downtime
+      await execSql(this.#target(target), 'SELECT txid_current()', 60_000);
+      const writesAt = clock.now();
+      const rec: FailoverRecord = {
+        kind: 'switchover',
+        old_primary: old.spec.name,
+        new_primary: target.spec.name,
+        started_at: startedAt,
+        finished_at: writesAt,
+        ok: true,
+        detect_ms: 0,
+        promote_ms: promotedAt - promoteAt,
+        write_downtime_ms: writesAt - blockedAt,
+        message: `planned switchover from ${old.spec.name} to ${target.spec.name}`,
+      };
+      this.#record(rec);
+      this.#d.metrics.failover(this.name, 'switchover', true);
+      this.#d.metrics.downtime(this.name, 'switchover', writesAt - blockedAt);
+      return rec;
+    }).finally(() => {
+      this.#lastTopology = '';
+      this.#publish();
+    });
+  }
+
+  // ---------------------------------------------------------------- status
+
+  status(): {
+    database: string;
+    leader: boolean;
+    primary: string | undefined;
+    synchronous: boolean;
+    sync_standbys: string[];
+    writes: 'open' | 'blocked';
+    blocked_reason: string | undefined;
+    busy: string;
+    nodes: Array<Record<string, unknown>>;
+    last_failover: FailoverRecord | undefined;
+  } {
+    const p = this.#primary ? this.#nodes.get(this.#primary) : undefined;
+    const topo = this.#lastTopology ? (JSON.parse(this.#lastTopology) as { primary?: unknown }) : {};
+    return {
+      database: this.name,
+      leader: this.#d.lease.isHeld(),
+      primary: this.#primary,
+      synchronous: this.#d.config.synchronous,
+      sync_standbys: this.#syncNodes,
+      writes: topo.primary ? 'open' : 'blocked',
+      blocked_reason: this.#blockedReason,
+      busy: this.#busyWhat,
+      nodes: [...this.#nodes.values()].map((n) => ({
+        database: this.name,
+        node: n.spec.name,
+        address: `${n.spec.host}:${n.spec.port}`,
+        role: this.#roleOf(n),
+        lsn: n.obs?.lsn,
+        lag_bytes: this.#lagOf(n, p),
+        sync: this.#syncNamed === n.spec.name ? (this.#syncNodes.includes(n.spec.name) ? 'sync' : 'naming') : this.#syncNodes.includes(n.spec.name) ? 'safe' : '',
+        timeline: n.obs?.timeline,
+        streaming: n.obs?.receiverStatus === 'streaming' ? 'yes' : n.obs?.inRecovery ? 'no' : '',
+        error: n.obs?.ok === false ? n.obs.error : undefined,
+      })),
+      last_failover: this.#lastFailover,
+    };
+  }
+
+  history(limit = 20): unknown[] {
+    return this.#d.store.all('SELECT * FROM db_failovers WHERE database = ? ORDER BY id DESC LIMIT ?', this.name, limit);
+  }
+
+  /** Test and diagnostics hook: whether the data dir of a node exists. */
+  hasData(node: string): boolean {
+    return existsSync(join(this.#node(node).spec.dataDir, 'PG_VERSION'));
+  }
+}

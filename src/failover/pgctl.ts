@@ -1,0 +1,295 @@
+// Owns the PostgreSQL tools for one node on this machine: initdb, pg_ctl start/stop/promote/
+// reload, pg_basebackup, pg_rewind and pg_controldata, run as the postgres OS user (runuser)
+// when Bulwark runs as root; the standby files (standby.signal, primary_conninfo in
+// postgresql.auto.conf); and fencing (SIGKILL of every process whose working directory is the
+// data directory: the postmaster and any orphaned backend still holding client connections).
+import { spawn } from 'node:child_process';
+import { chownSync, closeSync, existsSync, mkdirSync, openSync, readdirSync, readFileSync, readlinkSync, realpathSync, rmSync, statSync, writeFileSync, appendFileSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
+import { dirname, join } from 'node:path';
+import { BulwarkError } from '../core/errors.js';
+
+export interface NodeSpec {
+  readonly name: string;
+  readonly host: string;
+  readonly port: number;
+  readonly dataDir: string;
+}
+
+export interface ToolSettings {
+  readonly binDir: string;
+  readonly osUser: string;
+  readonly superuser: string;
+  /** Where pg_ctl's server log goes (a file Bulwark opens, so postgres needs no write access to its directory). */
+  readonly logFile: string;
+}
+
+export interface ToolResult {
+  code: number | null;
+  output: string;
+}
+
+/** libpq connection string for a node, as a standby's primary_conninfo or a tool's --source-server. */
+export function conninfo(n: { host: string; port: number }, user: string, extra: Record<string, string> = {}): string {
+  const q = (v: string): string => (/^[A-Za-z0-9_.\-/]+$/.test(v) ? v : `'${v.replace(/\\/g, '\\\\').replace(/'/g, "\\'")}'`);
+  const kv: Record<string, string> = { host: n.host, port: String(n.port), user, ...extra };
+  return Object.entries(kv)
+    .map(([k, v]) => `${k}=${q(v)}`)
+    .join(' ');
+}
+
+let cachedUid: { uid: number; gid: number } | undefined;
+function osUserIds(user: string): { uid: number; gid: number } {
+  if (cachedUid) return cachedUid;
+  const uid = Number(execFileSync('id', ['-u', user]).toString().trim());
+  const gid = Number(execFileSync('id', ['-g', user]).toString().trim());
+  cachedUid = { uid, gid };
+  return cachedUid;
+}
+
+export class PgCtl {
+  readonly node: NodeSpec;
+  readonly #s: ToolSettings;
+
+  constructor(node: NodeSpec, settings: ToolSettings) {
+    this.node = node;
+    this.#s = settings;
+  }
+
+  get #asRoot(): boolean {
+    return process.getuid?.() === 0;
+  }
+
+  /** Runs a PostgreSQL tool; output (stdout+stderr) is captured, the server log is not. */
+  run(tool: string, args: string[], opts: { timeoutMs?: number; detachedLog?: boolean } = {}): Promise<ToolResult> {
+    const bin = join(this.#s.binDir, tool);
+    const [cmd, argv] = this.#asRoot ? ['runuser', ['-u', this.#s.osUser, '--', bin, ...args]] : [bin, args];
+    return new Promise((resolve, reject) => {
+      // pg_ctl start leaves the postmaster running with our stdio: give it the log file, never a pipe.
+      let logFd: number | undefined;
+      let child;
+      if (opts.detachedLog) {
+        mkdirSync(dirname(this.#s.logFile), { recursive: true });
+        logFd = openSync(this.#s.logFile, 'a');
+        child = spawn(cmd, argv as string[], { stdio: ['ignore', logFd, logFd], env: cleanEnv(), cwd: '/' });
+      } else {
+        child = spawn(cmd, argv as string[], { stdio: ['ignore', 'pipe', 'pipe'], env: cleanEnv(), cwd: '/' });
+      }
+      let output = '';
+      child.stdout?.on('data', (d: Buffer) => (output = (output + d.toString()).slice(-8000)));
+      child.stderr?.on('data', (d: Buffer) => (output = (output + d.toString()).slice(-8000)));
+      const timer = setTimeout(() => child.kill('SIGKILL'), opts.timeoutMs ?? 120_000);
+      child.on('error', (err) => {
+        clearTimeout(timer);
+        if (logFd !== undefined) closeSync(logFd);
+        reject(new BulwarkError('BULWARK_DB_TOOL_FAILED', `cannot run ${bin}: ${err.message}`, { hint: 'check databases.*.bin_dir and that PostgreSQL 15 is installed', cause: err }));
+      });
+      child.on('exit', (code) => {
+        clearTimeout(timer);
+        if (logFd !== undefined) closeSync(logFd);
+        if (opts.detachedLog) output = tail(this.#s.logFile);
+        resolve({ code, output });
+      });
+    });
+  }
+
+  async #must(tool: string, args: string[], what: string, opts: { timeoutMs?: number; detachedLog?: boolean } = {}): Promise<void> {
+    const r = await this.run(tool, args, opts);
+    if (r.code !== 0) {
+      throw new BulwarkError('BULWARK_DB_TOOL_FAILED', `${what} failed for node ${this.node.name} (${tool} exit ${r.code ?? 'killed'})`, {
+        details: r.output.trim().split('\n').slice(-8),
+        hint: `check ${this.node.dataDir} (owned by ${this.#s.osUser}, parent directories traversable) and port ${this.node.port}`,
+      });
+    }
+  }
+
+  get dataDir(): string {
+    return this.node.dataDir;
+  }
+
+  initialized(): boolean {
+    return existsSync(join(this.node.dataDir, 'PG_VERSION'));
+  }
+
+  isStandbyConfigured(): boolean {
+    return existsSync(join(this.node.dataDir, 'standby.signal'));
+  }
+
+  /** The postmaster pid when it runs (postmaster.pid names a live process), else undefined. */
+  postmasterPid(): number | undefined {
+    let text: string;
+    try {
+      text = readFileSync(join(this.node.dataDir, 'postmaster.pid'), 'utf8');
+    } catch {
+      return undefined;
+    }
+    const pid = Number(text.split('\n')[0]);
+    if (!Number.isInteger(pid) || pid <= 0) return undefined;
+    try {
+      process.kill(pid, 0);
+    } catch {
+      return undefined;
+    }
+    try {
+      if (!readFileSync(`/proc/${pid}/cmdline`, 'utf8').includes('postgres')) return undefined;
+    } catch {
+      return undefined;
+    }
+    return pid;
+  }
+
+  /** Creates the (empty) data directory owned by the postgres user. */
+  prepareDir(): void {
+    mkdirSync(this.node.dataDir, { recursive: true, mode: 0o700 });
+    if (this.#asRoot) {
+      const { uid, gid } = osUserIds(this.#s.osUser);
+      chownSync(this.node.dataDir, uid, gid);
+    }
+  }
+
+  /** initdb with trust auth for the superuser over loopback, then the replication settings. */
+  async initdb(settings: Record<string, string | number | boolean>, hotStandby: boolean): Promise<void> {
+    this.prepareDir();
+    await this.#must('initdb', ['-D', this.node.dataDir, '-U', this.#s.superuser, '--auth=trust', '-E', 'UTF8', '--locale=C', '--no-sync'], 'initdb', { timeoutMs: 120_000 });
+    const base: Record<string, string | number | boolean> = {
+      wal_level: 'replica',
+      wal_log_hints: 'on',
+      max_wal_senders: 10,
+      max_replication_slots: 10,
+      wal_keep_size: '256MB',
+      hot_standby: hotStandby ? 'on' : 'off',
+      wal_receiver_status_interval: '1s',
+      wal_sender_timeout: '10s',
+      wal_receiver_timeout: '10s',
+      unix_socket_directories: '',
+      synchronous_standby_names: '',
+      ...settings,
+    };
+    const lines = Object.entries(base).map(([k, v]) => `${k} = ${typeof v === 'number' || typeof v === 'boolean' ? String(v) : `'${String(v).replace(/'/g, "''")}'`}`);
+    appendFileSync(join(this.node.dataDir, 'postgresql.conf'), `\n# --- written by Bulwark (failover) ---\n${lines.join('\n')}\n`);
+  }
+
+  /** Starts the node on its own port and host (pg_rewind copies the source's config, so these always come from -o). */
+  async start(): Promise<void> {
+    const opts = `-p ${this.node.port} -c listen_addresses=${this.node.host} -c cluster_name=${this.node.name}`;
+    await this.#must('pg_ctl', ['start', '-D', this.node.dataDir, '-w', '-t', '60', '-o', opts], 'pg_ctl start', { detachedLog: true, timeoutMs: 70_000 });
+  }
+
+  async stop(mode: 'fast' | 'immediate' = 'fast'): Promise<void> {
+    if (this.postmasterPid() === undefined) return;
+    await this.#must('pg_ctl', ['stop', '-D', this.node.dataDir, '-m', mode, '-w', '-t', '60'], `pg_ctl stop -m ${mode}`, { timeoutMs: 70_000 });
+  }
+
+  async promote(): Promise<void> {
+    await this.#must('pg_ctl', ['promote', '-D', this.node.dataDir, '-w', '-t', '60'], 'pg_ctl promote', { timeoutMs: 70_000 });
+  }
+
+  async reload(): Promise<void> {
+    if (this.postmasterPid() === undefined) return;
+    await this.#must('pg_ctl', ['reload', '-D', this.node.dataDir], 'pg_ctl reload', { timeoutMs: 30_000 });
+  }
+
+  /**
+   * Fences the node: SIGKILL to every process running in its data directory (postmaster and
+   * orphaned backends), then standby.signal so that a manual restart comes up read-only.
+   */
+  fence(): number {
+    const killed = this.killAll();
+    if (this.initialized()) this.#writeAsOwner(join(this.node.dataDir, 'standby.signal'), '');
+    return killed;
+  }
+
+  /** SIGKILLs every process whose working directory is this data directory. Returns how many. */
+  killAll(): number {
+    let target: string;
+    try {
+      target = realpathSync(this.node.dataDir);
+    } catch {
+      return 0;
+    }
+    let n = 0;
+    for (const entry of readdirSync('/proc')) {
+      if (!/^\d+$/.test(entry)) continue;
+      try {
+        if (readlinkSync(`/proc/${entry}/cwd`) === target) {
+          process.kill(Number(entry), 'SIGKILL');
+          n++;
+        }
+      } catch {
+        // gone, or not ours to see
+      }
+    }
+    return n;
+  }
+
+  /** Replaces the data directory with a fresh copy of the source (pg_basebackup -X stream), configured as its standby. */
+  async clone(source: NodeSpec): Promise<void> {
+    this.killAll();
+    rmSync(this.node.dataDir, { recursive: true, force: true });
+    this.prepareDir();
+    await this.#must(
+      'pg_basebackup',
+      ['-D', this.node.dataDir, '-d', conninfo(source, this.#s.superuser, { application_name: this.node.name }), '-R', '-X', 'stream', '-c', 'fast', '--no-sync'],
+      `pg_basebackup from ${source.name}`,
+      { timeoutMs: 600_000 },
+    );
+    this.configureStandby(source);
+  }
+
+  /**
+   * pg_rewind against the source. Returns false (and leaves the node stopped, fenced by
+   * standby.signal) when the rewind fails: the caller must clone instead, never start it.
+   */
+  async rewind(source: NodeSpec): Promise<{ ok: boolean; output: string }> {
+    this.killAll();
+    // single-user crash recovery (which pg_rewind runs on an unclean target) refuses standby.signal
+    rmSync(join(this.node.dataDir, 'standby.signal'), { force: true });
+    const r = await this.run('pg_rewind', ['-D', this.node.dataDir, `--source-server=${conninfo(source, this.#s.superuser, { dbname: 'postgres' })}`, '--no-sync'], { timeoutMs: 600_000 });
+    // whatever happened, the node must not be startable as a primary
+    if (this.initialized()) this.#writeAsOwner(join(this.node.dataDir, 'standby.signal'), '');
+    return { ok: r.code === 0, output: r.output };
+  }
+
+  /** Writes standby.signal and points primary_conninfo at the primary (postgresql.auto.conf). */
+  configureStandby(primary: NodeSpec): void {
+    const auto = join(this.node.dataDir, 'postgresql.auto.conf');
+    let text = '';
+    try {
+      text = readFileSync(auto, 'utf8');
+    } catch {
+      // created below
+    }
+    const keep = text.split('\n').filter((l) => !/^\s*(primary_conninfo|primary_slot_name|synchronous_standby_names)\s*=/.test(l) && l !== '');
+    keep.push(`primary_conninfo = '${conninfo(primary, this.#s.superuser, { application_name: this.node.name }).replace(/'/g, "''")}'`);
+    keep.push("synchronous_standby_names = ''");
+    this.#writeAsOwner(auto, `${keep.join('\n')}\n`);
+    this.#writeAsOwner(join(this.node.dataDir, 'standby.signal'), '');
+  }
+
+  /** Latest checkpoint location (pg_controldata) as text, for a stopped node. */
+  async checkpointLsn(): Promise<string | undefined> {
+    const r = await this.run('pg_controldata', ['-D', this.node.dataDir], { timeoutMs: 30_000 });
+    return /Latest checkpoint location:\s+([0-9A-F]+\/[0-9A-F]+)/i.exec(r.output)?.[1];
+  }
+
+  #writeAsOwner(file: string, text: string): void {
+    writeFileSync(file, text, { mode: 0o600 });
+    if (this.#asRoot) {
+      const st = statSync(this.node.dataDir);
+      chownSync(file, st.uid, st.gid);
+    }
+  }
+}
+
+function cleanEnv(): NodeJS.ProcessEnv {
+  const env: NodeJS.ProcessEnv = { PATH: process.env['PATH'] ?? '/usr/bin:/bin', LANG: 'C', LC_ALL: 'C' };
+  return env;
+}
+
+function tail(file: string): string {
+  try {
+    return readFileSync(file, 'utf8').slice(-4000);
+  } catch {
+    return '';
+  }
+}
