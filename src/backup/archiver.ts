@@ -1,0 +1,378 @@
+// Owns `create`: walking the paths, incremental reuse against a parent snapshot, driving the
+// worker pool (chunk + hash + compress) and handing each prepared blob to every BlobSink (one per
+// repository), then building trees bottom-up. It knows nothing about keys or packs: sinks do.
+import { promises as fs } from 'node:fs';
+import { availableParallelism } from 'node:os';
+import { basename, join } from 'node:path';
+import { Worker } from 'node:worker_threads';
+import { BulwarkError } from '../core/errors.js';
+import type { ChunkerParams } from './chunker.js';
+import { ExcludeMatcher } from './glob.js';
+import { BLOB_DATA } from './format.js';
+import { prepareTree, type BlobSink, type PreparedBlob } from './repository.js';
+import type { SnapshotSummary, Tree, TreeNode } from './types.js';
+import type { WorkerReply, WorkerRequest } from './worker.js';
+
+export interface ArchiveProgress {
+  files: number;
+  bytes: number;
+  totalFiles: number;
+  totalBytes: number;
+  scanDone: boolean;
+  errors: number;
+  current: string;
+}
+
+export interface ArchiveOptions {
+  paths: string[];
+  sinks: BlobSink[];
+  chunker: ChunkerParams;
+  excludes?: string[];
+  /** The parent snapshot's root tree and a way to load its trees (from the first sink's repository). */
+  parent?: { tree: string; load(sha: string): Promise<Tree> };
+  workers?: number;
+  onProgress?: (p: ArchiveProgress) => void;
+  onError?: (path: string, message: string) => void;
+}
+
+export interface ArchiveResult {
+  tree: string;
+  summary: SnapshotSummary;
+  errors: { path: string; message: string }[];
+}
+
+interface Job {
+  onChunk: (c: PreparedBlob) => Promise<void>;
+  chain: Promise<void>;
+  resolve: (size: number) => void;
+  reject: (e: Error & { code?: string }) => void;
+  worker: number;
+}
+
+/** The worker pool: one job = one file, processed in order by one worker. */
+export class ChunkPool {
+  readonly #workers: Worker[] = [];
+  readonly #load: number[] = [];
+  readonly #jobs = new Map<number, Job>();
+  #next = 1;
+
+  constructor(n: number, chunker: ChunkerParams) {
+    for (let i = 0; i < n; i++) {
+      const w = new Worker(new URL('./worker.js', import.meta.url));
+      w.on('message', (m: WorkerReply) => this.#onMessage(i, m));
+      w.on('error', (err) => {
+        for (const [id, j] of this.#jobs) {
+          if (j.worker !== i) continue;
+          this.#jobs.delete(id);
+          j.reject(err);
+        }
+      });
+      w.postMessage({ t: 'init', chunker } satisfies WorkerRequest);
+      this.#workers.push(w);
+      this.#load.push(0);
+    }
+  }
+
+  #onMessage(wi: number, m: WorkerReply): void {
+    const j = this.#jobs.get(m.job);
+    if (!j) return;
+    const w = this.#workers[wi] as Worker;
+    if (m.t === 'chunk') {
+      const blob: PreparedBlob = { type: BLOB_DATA, sha: Buffer.from(m.sha.buffer, m.sha.byteOffset, m.sha.byteLength), rawLength: m.rawLength, payload: m.payload, compressed: m.compressed };
+      j.chain = j.chain.then(async () => {
+        try {
+          await j.onChunk(blob);
+        } finally {
+          w.postMessage({ t: 'ack', bytes: m.payload.length } satisfies WorkerRequest);
+        }
+      });
+      return;
+    }
+    this.#jobs.delete(m.job);
+    this.#load[wi] = (this.#load[wi] as number) - 1;
+    if (m.t === 'done') j.chain.then(() => j.resolve(m.size), j.reject);
+    else
+      j.chain.then(
+        () => j.reject(Object.assign(new Error(m.message), { code: m.code })),
+        j.reject,
+      );
+  }
+
+  /** Chunks a file; onChunk is called for each chunk in order (and awaited). Resolves with the size read. */
+  chunkFile(path: string, onChunk: (c: PreparedBlob) => Promise<void>): Promise<number> {
+    let wi = 0;
+    for (let i = 1; i < this.#load.length; i++) if ((this.#load[i] as number) < (this.#load[wi] as number)) wi = i;
+    const job = this.#next++;
+    this.#load[wi] = (this.#load[wi] as number) + 1;
+    return new Promise<number>((resolve, reject) => {
+      this.#jobs.set(job, { onChunk, chain: Promise.resolve(), resolve, reject, worker: wi });
+      (this.#workers[wi] as Worker).postMessage({ t: 'job', job, path } satisfies WorkerRequest);
+    });
+  }
+
+  async close(): Promise<void> {
+    await Promise.all(this.#workers.map((w) => w.terminate()));
+  }
+}
+
+class Semaphore {
+  #free: number;
+  readonly #waiting: (() => void)[] = [];
+  constructor(n: number) {
+    this.#free = n;
+  }
+  async acquire(): Promise<void> {
+    if (this.#free > 0) {
+      this.#free--;
+      return;
+    }
+    await new Promise<void>((r) => this.#waiting.push(r));
+  }
+  release(): void {
+    const w = this.#waiting.shift();
+    if (w) w();
+    else this.#free++;
+  }
+}
+
+function emptySummary(): SnapshotSummary {
+  return { files: 0, dirs: 0, bytes: 0, filesNew: 0, filesUnchanged: 0, bytesRead: 0, blobsAdded: 0, bytesStored: 0, errors: 0, skipped: 0, durationMs: 0 };
+}
+
+type BigStats = import('node:fs').BigIntStats;
+
+function nodeFrom(name: string, st: BigStats, type: TreeNode['type']): TreeNode {
+  return {
+    name,
+    type,
+    mode: Number(st.mode & 0o7777n),
+    uid: Number(st.uid),
+    gid: Number(st.gid),
+    mtime: st.mtimeNs.toString(),
+    size: type === 'file' ? Number(st.size) : 0,
+    inode: Number(st.ino),
+    dev: Number(st.dev),
+    links: Number(st.nlink),
+  };
+}
+
+/** Backs up paths into every sink; returns the root tree hash and a summary. */
+export async function archive(opts: ArchiveOptions): Promise<ArchiveResult> {
+  const started = Date.now();
+  const summary = emptySummary();
+  const errors: { path: string; message: string }[] = [];
+  const ex = new ExcludeMatcher(opts.excludes ?? []);
+  const sinks = opts.sinks;
+  const progress: ArchiveProgress = { files: 0, bytes: 0, totalFiles: 0, totalBytes: 0, scanDone: false, errors: 0, current: '' };
+  const report = (): void => opts.onProgress?.(progress);
+  const fail = (path: string, err: unknown): void => {
+    const e = err as NodeJS.ErrnoException;
+    const message = e.code ? `${e.code}: ${e.message}` : String(e.message ?? err);
+    errors.push({ path, message });
+    summary.errors++;
+    progress.errors++;
+    opts.onError?.(path, message);
+  };
+
+  const roots: { abs: string; name: string; st: BigStats }[] = [];
+  const seen = new Set<string>();
+  for (const p of opts.paths) {
+    let st: BigStats;
+    try {
+      st = await fs.lstat(p, { bigint: true });
+    } catch (err) {
+      throw new BulwarkError('BULWARK_BACKUP_PATH', `cannot back up ${p}: ${(err as Error).message}`, { hint: 'pass paths that exist' });
+    }
+    const name = basename(p) || '/';
+    if (seen.has(name)) throw new BulwarkError('BULWARK_BACKUP_PATH', `two paths share the base name '${name}'`, { hint: 'back them up in separate snapshots, or back up their common parent' });
+    seen.add(name);
+    roots.push({ abs: p, name, st });
+  }
+
+  // A concurrent scan for totals (progress bar ETA); cheap: lstat only.
+  const scan = (async () => {
+    const walk = async (abs: string, name: string): Promise<void> => {
+      if (ex.excluded(abs, name)) return;
+      let st;
+      try {
+        st = await fs.lstat(abs);
+      } catch {
+        return;
+      }
+      if (st.isDirectory()) {
+        let names: string[] = [];
+        try {
+          names = await fs.readdir(abs);
+        } catch {
+          return;
+        }
+        for (const n of names) await walk(join(abs, n), n);
+      } else if (st.isFile()) {
+        progress.totalFiles++;
+        progress.totalBytes += st.size;
+      }
+    };
+    for (const r of roots) await walk(r.abs, r.name);
+    progress.scanDone = true;
+  })();
+
+  const workers = opts.workers ?? Math.max(1, Math.min(availableParallelism(), 4));
+  const pool = new ChunkPool(workers, opts.chunker);
+  const sem = new Semaphore(workers * 16);
+  const hardlinks = new Map<string, Promise<{ content: string[]; sizes: number[] } | undefined>>();
+  const ticker = setInterval(report, 250);
+  ticker.unref();
+
+  const store = async (b: PreparedBlob): Promise<void> => {
+    for (const s of sinks) if (!s.has(b.sha)) await s.add(b);
+  };
+
+  const storeTree = async (t: Tree): Promise<string> => {
+    const b = prepareTree(t);
+    await store(b);
+    return b.sha.toString('hex');
+  };
+
+  const allStored = (content: readonly string[]): boolean => {
+    for (const hex of content) {
+      const sha = Buffer.from(hex, 'hex');
+      for (const s of sinks) if (!s.has(sha)) return false;
+    }
+    return true;
+  };
+
+  const readFile = async (abs: string): Promise<{ content: string[]; sizes: number[] } | undefined> => {
+    const content: string[] = [];
+    const sizes: number[] = [];
+    await sem.acquire();
+    try {
+      const size = await pool.chunkFile(abs, async (b) => {
+        content.push(b.sha.toString('hex'));
+        sizes.push(b.rawLength);
+        progress.bytes += b.rawLength;
+        await store(b);
+      });
+      summary.bytesRead += size;
+      return { content, sizes };
+    } catch (err) {
+      fail(abs, err);
+      return undefined;
+    } finally {
+      sem.release();
+    }
+  };
+
+  const fileNode = async (abs: string, node: TreeNode, st: BigStats, prev: TreeNode | undefined): Promise<TreeNode | undefined> => {
+    summary.files++;
+    summary.bytes += node.size;
+    progress.current = abs;
+    if (prev && prev.type === 'file' && prev.size === node.size && prev.mtime === node.mtime && prev.inode === node.inode && prev.content && prev.sizes && allStored(prev.content)) {
+      summary.filesUnchanged++;
+      progress.files++;
+      progress.bytes += node.size;
+      return { ...node, content: prev.content, sizes: prev.sizes };
+    }
+    let got: Promise<{ content: string[]; sizes: number[] } | undefined>;
+    if (node.links > 1) {
+      const key = `${st.dev}:${st.ino}`;
+      const known = hardlinks.get(key);
+      if (known) got = known;
+      else hardlinks.set(key, (got = readFile(abs)));
+    } else got = readFile(abs);
+    const r = await got;
+    progress.files++;
+    if (!r) {
+      summary.files--;
+      summary.bytes -= node.size;
+      return undefined;
+    }
+    summary.filesNew++;
+    return { ...node, content: r.content, sizes: r.sizes };
+  };
+
+  const saveDir = async (abs: string, prevSubtree: string | undefined): Promise<string> => {
+    summary.dirs++;
+    let names: string[];
+    try {
+      names = (await fs.readdir(abs)).sort();
+    } catch (err) {
+      fail(abs, err);
+      return storeTree({ nodes: [] });
+    }
+    let prev: Map<string, TreeNode> | undefined;
+    if (prevSubtree && opts.parent) {
+      try {
+        prev = new Map((await opts.parent.load(prevSubtree)).nodes.map((n) => [n.name, n]));
+      } catch {
+        prev = undefined; // parent unreadable: back up everything again
+      }
+    }
+    const pending: Promise<TreeNode | undefined>[] = [];
+    for (const name of names) {
+      const child = join(abs, name);
+      if (ex.excluded(child, name)) continue;
+      pending.push(saveEntry(child, name, prev?.get(name)));
+      // Directories are walked depth-first before their later siblings start (bounded fan-out).
+      if (pending.length % 64 === 0) await Promise.race(pending);
+    }
+    const nodes = (await Promise.all(pending)).filter((n): n is TreeNode => n !== undefined);
+    return storeTree({ nodes });
+  };
+
+  const saveEntry = async (abs: string, name: string, prev: TreeNode | undefined, given?: BigStats): Promise<TreeNode | undefined> => {
+    let st: BigStats;
+    try {
+      st = given ?? (await fs.lstat(abs, { bigint: true }));
+    } catch (err) {
+      fail(abs, err);
+      return undefined;
+    }
+    if (st.isDirectory()) {
+      const node = nodeFrom(name, st, 'dir');
+      node.subtree = await saveDir(abs, prev?.type === 'dir' ? prev.subtree : undefined);
+      return node;
+    }
+    if (st.isSymbolicLink()) {
+      const node = nodeFrom(name, st, 'symlink');
+      try {
+        node.target = await fs.readlink(abs);
+      } catch (err) {
+        fail(abs, err);
+        return undefined;
+      }
+      return node;
+    }
+    if (st.isFile()) return fileNode(abs, nodeFrom(name, st, 'file'), st, prev);
+    summary.skipped++;
+    return undefined;
+  };
+
+  let tree: string;
+  try {
+    let prevRoot: Map<string, TreeNode> | undefined;
+    if (opts.parent) {
+      try {
+        prevRoot = new Map((await opts.parent.load(opts.parent.tree)).nodes.map((n) => [n.name, n]));
+      } catch {
+        prevRoot = undefined;
+      }
+    }
+    const nodes: TreeNode[] = [];
+    for (const r of roots) {
+      const n = await saveEntry(r.abs, r.name, prevRoot?.get(r.name), r.st);
+      if (n) nodes.push(n);
+    }
+    nodes.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
+    tree = await storeTree({ nodes });
+    for (const s of sinks) await s.flush();
+  } finally {
+    clearInterval(ticker);
+    await pool.close();
+    await scan.catch(() => undefined);
+  }
+  report();
+  summary.blobsAdded = sinks[0]?.stats.blobsAdded ?? 0;
+  summary.bytesStored = sinks[0]?.stats.bytesStored ?? 0;
+  summary.durationMs = Date.now() - started;
+  return { tree, summary, errors };
+}

@@ -1,0 +1,183 @@
+// Owns `check`: structure and index consistency (every index file authentic, every indexed pack
+// present with the right size, every snapshot and tree readable, every referenced chunk indexed),
+// and with readData the bytes: every selected pack re-hashed, its header and every blob decrypted
+// and its id re-derived. Damage is reported by pack, and attributed to the snapshot files it hits.
+import { randomInt } from 'node:crypto';
+import { filePath } from './backend.js';
+import { aad, sha256 } from './crypto.js';
+import { decodeHeader, type BlobEntry } from './format.js';
+import { MemIndex } from './memindex.js';
+import type { Repository } from './repository.js';
+import type { SnapshotInfo, TreeNode } from './types.js';
+
+export interface CheckOptions {
+  readData?: boolean;
+  /** 0 < subset <= 1: the share of packs to read */
+  subset?: number;
+  onProgress?: (p: { packs: number; totalPacks: number }) => void;
+}
+
+export interface DamagedPack {
+  pack: string;
+  file: string;
+  problems: string[];
+  damagedBlobs: number;
+  /** snapshot files that need a damaged blob of this pack */
+  files: { snapshot: string; path: string }[];
+}
+
+export interface CheckReport {
+  ok: boolean;
+  errors: string[];
+  warnings: string[];
+  snapshots: number;
+  packs: number;
+  packsRead: number;
+  blobs: number;
+  damagedPacks: DamagedPack[];
+}
+
+export async function checkRepository(repo: Repository, opts: CheckOptions = {}): Promise<CheckReport> {
+  const rep: CheckReport = { ok: true, errors: [], warnings: [], snapshots: 0, packs: 0, packsRead: 0, blobs: 0, damagedPacks: [] };
+  const packEntries = new Map<string, { size: number; entries: BlobEntry[] }>();
+  const idx = new MemIndex();
+  for await (const f of repo.backend.list('index')) {
+    try {
+      for (const p of await repo.readIndexFile(f.name)) {
+        const known = packEntries.get(p.id);
+        if (known && known.size !== p.size) rep.errors.push(`${filePath({ type: 'index', name: f.name })}: pack ${p.id.slice(0, 16)} listed with size ${p.size}, elsewhere ${known.size}`);
+        if (!known) packEntries.set(p.id, { size: p.size, entries: p.entries });
+        for (const e of p.entries) idx.add(e.id, { pack: p.id, offset: e.offset, length: e.length, type: e.type, flags: e.flags });
+      }
+    } catch (err) {
+      rep.errors.push(`${filePath({ type: 'index', name: f.name })}: ${(err as Error).message}`);
+    }
+  }
+  repo.index = idx;
+  rep.blobs = idx.size;
+  const onDisk = new Map<string, number>();
+  for await (const f of repo.backend.list('data')) onDisk.set(f.name, f.size);
+  rep.packs = onDisk.size;
+  for (const [id, p] of packEntries) {
+    const size = onDisk.get(id);
+    if (size === undefined) rep.errors.push(`${filePath({ type: 'data', name: id })} is missing (the index lists ${p.entries.length} blobs in it)`);
+    else if (size !== p.size) rep.errors.push(`${filePath({ type: 'data', name: id })} has size ${size}, the index says ${p.size}`);
+  }
+  for (const id of onDisk.keys()) if (!packEntries.has(id)) rep.warnings.push(`${filePath({ type: 'data', name: id })} is not indexed (left by an interrupted backup; prune removes it)`);
+
+  // Data: re-hash packs, decrypt every blob.
+  const damagedIds = new Set<string>();
+  const damaged = new Map<string, DamagedPack>();
+  if (opts.readData) {
+    let ids = [...packEntries.keys()].filter((id) => onDisk.has(id));
+    if (opts.subset !== undefined && opts.subset < 1) {
+      const n = Math.max(1, Math.ceil(ids.length * opts.subset));
+      for (let i = ids.length - 1; i > 0; i--) {
+        const j = randomInt(i + 1);
+        [ids[i], ids[j]] = [ids[j] as string, ids[i] as string];
+      }
+      ids = ids.slice(0, n);
+    }
+    let done = 0;
+    for (const id of ids) {
+      const p = packEntries.get(id) as { size: number; entries: BlobEntry[] };
+      const file = filePath({ type: 'data', name: id });
+      const problems: string[] = [];
+      let bad = 0;
+      let raw: Buffer | undefined;
+      try {
+        raw = await repo.backend.read({ type: 'data', name: id });
+      } catch (err) {
+        problems.push(`unreadable: ${(err as Error).message}`);
+      }
+      if (raw) {
+        if (sha256(raw).toString('hex') !== id) problems.push('content does not match its name (SHA-256)');
+        try {
+          const hl = raw.readUInt32LE(raw.length - 4);
+          const header = decodeHeader(repo.open(raw.subarray(raw.length - 4 - hl, raw.length - 4), aad('pack-header')));
+          if (header.length !== p.entries.length) problems.push(`header lists ${header.length} blobs, the index ${p.entries.length}`);
+        } catch {
+          problems.push('header damaged (the index still locates its blobs)');
+        }
+        for (const e of p.entries) {
+          try {
+            const plain = repo.openBlob(raw.subarray(e.offset, e.offset + e.length), e.id, e.flags, file);
+            if (plain.length !== e.rawLength || !repo.idFor(sha256(plain)).equals(e.id)) throw new Error('plaintext does not match its id');
+          } catch {
+            bad++;
+            damagedIds.add(e.id.toString('hex'));
+          }
+        }
+        if (bad) problems.push(`${bad} of ${p.entries.length} blobs fail verification`);
+      } else {
+        for (const e of p.entries) damagedIds.add(e.id.toString('hex'));
+        bad = p.entries.length;
+      }
+      if (problems.length) damaged.set(id, { pack: id, file, problems, damagedBlobs: bad, files: [] });
+      rep.packsRead++;
+      opts.onProgress?.({ packs: ++done, totalPacks: ids.length });
+    }
+  }
+
+  // Snapshots and trees.
+  let snaps: SnapshotInfo[] = [];
+  for await (const f of repo.backend.list('snapshots')) {
+    try {
+      const s = JSON.parse((await repo.loadSealed('snapshots', f.name, 'snapshot')).toString('utf8')) as SnapshotInfo;
+      snaps.push({ ...s, id: f.name });
+    } catch (err) {
+      rep.errors.push(`${filePath({ type: 'snapshots', name: f.name })}: ${(err as Error).message}`);
+    }
+  }
+  snaps = snaps.sort((a, b) => a.time.localeCompare(b.time));
+  rep.snapshots = snaps.length;
+  const treesOk = new Set<string>();
+  const hit = (id: Buffer, snap: string, path: string): void => {
+    const hex = id.toString('hex');
+    if (!damagedIds.has(hex)) return;
+    const loc = idx.get(id);
+    const d = loc ? damaged.get(loc.pack) : undefined;
+    if (d && !d.files.some((f) => f.snapshot === snap && f.path === path)) d.files.push({ snapshot: snap, path });
+  };
+  for (const s of snaps) {
+    const short = s.id.slice(0, 8);
+    const walk = async (treeSha: string, path: string): Promise<void> => {
+      if (damagedIds.size === 0 && treesOk.has(treeSha)) return;
+      const tid = repo.idFor(Buffer.from(treeSha, 'hex'));
+      if (damagedIds.has(tid.toString('hex'))) {
+        hit(tid, short, `${path || '/'} (directory listing)`);
+        rep.errors.push(`snapshot ${short}: the listing of ${path || '/'} is in a damaged blob`);
+        return;
+      }
+      let nodes: TreeNode[];
+      try {
+        nodes = (await repo.loadTree(treeSha)).nodes;
+      } catch (err) {
+        rep.errors.push(`snapshot ${short}: directory ${path || '/'}: ${(err as Error).message}`);
+        return;
+      }
+      const seenBefore = treesOk.has(treeSha);
+      for (const n of nodes) {
+        const p = `${path}/${n.name}`;
+        if (n.type === 'dir' && n.subtree) await walk(n.subtree, p);
+        else if (n.type === 'file') {
+          for (const c of n.content ?? []) {
+            const id = repo.idFor(Buffer.from(c, 'hex'));
+            if (!idx.has(id)) {
+              if (!seenBefore) rep.errors.push(`snapshot ${short}: ${p}: chunk ${c.slice(0, 16)} is missing from the index`);
+            } else hit(id, short, p);
+          }
+        }
+      }
+      treesOk.add(treeSha);
+    };
+    await walk(s.tree, '');
+  }
+
+  for (const d of damaged.values()) {
+    rep.damagedPacks.push(d);
+    rep.errors.push(`${d.file} is damaged: ${d.problems.join('; ')}${d.files.length ? `; files hit: ${d.files.map((f) => `${f.snapshot}:${f.path}`).join(', ')}` : '; no snapshot file needs its damaged blobs'}`);
+  }
+  rep.ok = rep.errors.length === 0;
+  return rep;
+}

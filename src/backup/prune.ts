@@ -1,0 +1,136 @@
+// Owns `prune` (under an exclusive lock): find the blobs every snapshot still needs, copy the live
+// blobs of mostly-unused packs into new packs, write one new index covering every kept blob, delete
+// the old index files, then delete the packs nothing references (including unindexed packs left by
+// crashed backups). Each step leaves every live blob indexed in an existing pack.
+import { filePath } from './backend.js';
+import { encodeIndex, type BlobEntry, type IndexPack } from './format.js';
+import type { Repository } from './repository.js';
+import type { TreeNode } from './types.js';
+import { aad } from './crypto.js';
+import { createHash } from 'node:crypto';
+import { encodeHeader } from './format.js';
+
+export interface PruneOptions {
+  dryRun?: boolean;
+  /** repack a pack when the unused share of its bytes is above this (default 0.5) */
+  repackAbove?: number;
+  onLog?: (line: string) => void;
+}
+
+export interface PruneResult {
+  packsDeleted: number;
+  packsRepacked: number;
+  packsWritten: number;
+  bytesFreed: number;
+  blobsKept: number;
+  blobsRemoved: number;
+  indexFilesReplaced: number;
+}
+
+export async function pruneRepository(repo: Repository, opts: PruneOptions = {}): Promise<PruneResult> {
+  const log = opts.onLog ?? (() => undefined);
+  const res: PruneResult = { packsDeleted: 0, packsRepacked: 0, packsWritten: 0, bytesFreed: 0, blobsKept: 0, blobsRemoved: 0, indexFilesReplaced: 0 };
+  await repo.loadIndex();
+  const oldIndexFiles = [...repo.indexFiles];
+  // Every pack's entries (from the index files).
+  const packs = new Map<string, { size: number; entries: BlobEntry[] }>();
+  for (const f of oldIndexFiles) for (const p of await repo.readIndexFile(f)) if (!packs.has(p.id)) packs.set(p.id, { size: p.size, entries: p.entries });
+
+  // Live blob ids.
+  const live = new Set<string>();
+  const seenTrees = new Set<string>();
+  const snaps = await repo.listSnapshots();
+  const walk = async (treeSha: string): Promise<void> => {
+    if (seenTrees.has(treeSha)) return;
+    seenTrees.add(treeSha);
+    live.add(repo.idFor(Buffer.from(treeSha, 'hex')).toString('hex'));
+    const tree = await repo.loadTree(treeSha); // throws (CORRUPT) rather than delete data we cannot see
+    for (const n of tree.nodes as TreeNode[]) {
+      if (n.type === 'dir' && n.subtree) await walk(n.subtree);
+      else for (const c of n.content ?? []) live.add(repo.idFor(Buffer.from(c, 'hex')).toString('hex'));
+    }
+  };
+  for (const s of snaps) await walk(s.tree);
+
+  // Decide per pack. A live blob is kept at its canonical location (the in-memory index's choice).
+  const keepPacks: IndexPack[] = [];
+  const repack: { id: string; blobs: BlobEntry[] }[] = [];
+  const drop: string[] = [];
+  for (const [id, p] of packs) {
+    const used: BlobEntry[] = [];
+    let usedBytes = 0;
+    for (const e of p.entries) {
+      const hex = e.id.toString('hex');
+      const loc = repo.index.get(e.id);
+      if (live.has(hex) && loc && loc.pack === id && loc.offset === e.offset) {
+        used.push(e);
+        usedBytes += e.length;
+      } else res.blobsRemoved++;
+    }
+    res.blobsKept += used.length;
+    if (used.length === 0) drop.push(id);
+    else if (1 - usedBytes / p.size > (opts.repackAbove ?? 0.5)) repack.push({ id, blobs: used });
+    else keepPacks.push({ id, size: p.size, entries: used });
+  }
+  const indexed = new Set(packs.keys());
+  const orphans: string[] = [];
+  for await (const f of repo.backend.list('data')) {
+    if (indexed.has(f.name)) continue;
+    orphans.push(f.name);
+    res.bytesFreed += f.size;
+  }
+  for (const id of drop) res.bytesFreed += packs.get(id)?.size ?? 0;
+  log(`${snaps.length} snapshots, ${live.size} live blobs; ${drop.length} unused packs, ${repack.length} to repack, ${orphans.length} unindexed packs`);
+  if (opts.dryRun) {
+    res.packsDeleted = drop.length + orphans.length + repack.length;
+    res.packsRepacked = repack.length;
+    return res;
+  }
+
+  // 1. Repack: copy the sealed live blobs as they are into new packs.
+  const newPacks: IndexPack[] = [];
+  let bufs: Buffer[] = [];
+  let entries: BlobEntry[] = [];
+  let size = 0;
+  const finish = async (): Promise<void> => {
+    if (!entries.length) return;
+    const header = repo.seal(encodeHeader(entries), aad('pack-header'));
+    const len = Buffer.allocUnsafe(4);
+    len.writeUInt32LE(header.length);
+    const data = Buffer.concat([...bufs, header, len]);
+    const id = createHash('sha256').update(data).digest('hex');
+    await repo.backend.write({ type: 'data', name: id }, data);
+    newPacks.push({ id, size: data.length, entries });
+    res.packsWritten++;
+    bufs = [];
+    entries = [];
+    size = 0;
+  };
+  for (const r of repack) {
+    const raw = await repo.backend.read({ type: 'data', name: r.id });
+    for (const e of r.blobs) {
+      const sealed = raw.subarray(e.offset, e.offset + e.length);
+      repo.openBlob(sealed, e.id, e.flags, filePath({ type: 'data', name: r.id })); // never copy damage silently
+      entries.push({ ...e, offset: size });
+      bufs.push(Buffer.from(sealed));
+      size += e.length;
+      if (size >= repo.config.packSize) await finish();
+    }
+    res.packsRepacked++;
+    res.bytesFreed += packs.get(r.id)?.size ?? 0;
+  }
+  await finish();
+
+  // 2. One new index covering every kept blob; 3. delete the old index files.
+  const all = [...keepPacks, ...newPacks];
+  if (all.length) await repo.saveSealed('index', encodeIndex(all), 'index');
+  for (const f of oldIndexFiles) await repo.backend.remove({ type: 'index', name: f });
+  res.indexFilesReplaced = oldIndexFiles.length;
+  // 4. Delete packs nothing references any more.
+  for (const id of [...drop, ...repack.map((r) => r.id), ...orphans]) {
+    await repo.backend.remove({ type: 'data', name: id });
+    res.packsDeleted++;
+  }
+  await repo.loadIndex();
+  return res;
+}
