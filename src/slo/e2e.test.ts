@@ -122,6 +122,26 @@ slos:
     assert.match(human.stdout, /from the running daemon/);
     assert.match(human.stdout, /web-probe .*probe/);
 
+    // Maintenance windows through the API; alerts list.
+    const post = await fetch(`${api}/v1/maintenance`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ duration: '10m', services: ['web'], reason: 'drill' }) });
+    assert.equal(post.status, 200);
+    const added = (await post.json()) as { id: number; services: string[] };
+    assert.deepEqual(added.services, ['web']);
+    const listed = (await (await fetch(`${api}/v1/maintenance`)).json()) as { windows: Array<{ id: number; reason: string }> };
+    assert.deepEqual(listed.windows.map((w) => [w.id, w.reason]), [[added.id, 'drill']]);
+    const badPost = await fetch(`${api}/v1/maintenance`, { method: 'POST', body: JSON.stringify({ end: 'tomorrow' }) });
+    assert.equal(badPost.status, 400);
+    assert.equal(((await badPost.json()) as { error: { code: string } }).error.code, 'BULWARK_SLO_MAINTENANCE_INVALID');
+    assert.equal((await fetch(`${api}/v1/maintenance/${added.id}`, { method: 'DELETE' })).status, 200);
+    const again = await fetch(`${api}/v1/maintenance/${added.id}`, { method: 'DELETE' });
+    assert.equal(again.status, 404);
+    assert.equal(((await again.json()) as { error: { code: string } }).error.code, 'BULWARK_SLO_MAINTENANCE_NOT_FOUND');
+    const alerts = (await (await fetch(`${api}/v1/slo/alerts`)).json()) as { alerts: unknown[] };
+    assert.ok(Array.isArray(alerts.alerts));
+    const status = (await (await fetch(`${api}/v1/status`)).json()) as { subsystems: { slo: { rows: Array<Record<string, string>> } } };
+    assert.deepEqual(status.subsystems.slo.rows.map((r) => r['slo']), ['web-probe', 'web-availability']);
+    assert.match(status.subsystems.slo.rows[0]?.['value'] ?? '', /^\d+\.\d{4}%$/);
+
     // Offline: the daemon stops; the report comes from the state store, with the same charge.
     child.kill('SIGTERM');
     assert.equal((await exited(child)).code, 0, child.output().stderr);

@@ -284,7 +284,14 @@ export class SloSubsystem implements Subsystem {
   }
 
   status(): unknown {
-    const r = this.#last;
+    // GET /v1/status and the dashboard poll this: reuse an evaluation younger than 5 s.
+    let r = this.#last;
+    const now = this.#deps.clock.now();
+    if (this.#running && (!r || now - r.generated_at > 5000)) {
+      this.flush();
+      r = this.#engine.report(now);
+      this.#last = r;
+    }
     const rows = this.#engine.definitions.map((d) => {
       const s = r?.slos.find((x) => x.name === d.name);
       const firing = [...(this.#firing.get(d.name)?.keys() ?? [])].map((i) => d.tiers[i]?.severity).filter(Boolean);

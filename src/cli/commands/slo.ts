@@ -61,7 +61,8 @@ async function getReport(opts: ReportOpts): Promise<{ source: Source; report: Re
 
 const pct = (v: number): string => `${Number((v * 100).toPrecision(6)).toString()}%`;
 const burn = (v: number | null | undefined): string => (v === null || v === undefined ? '-' : `${v.toFixed(2)}x`);
-const nines = (v: number | null): string => (v === null ? '-' : Number.isFinite(v) ? v.toFixed(2) : '∞');
+/** Nines of an SLI (JSON turns the Infinity of a perfect SLI into null, so look at the value too). */
+const nines = (s: Pick<SloReport, 'nines' | 'value'>): string => (s.value === null ? '-' : s.value >= 1 ? '∞' : s.nines === null ? '-' : s.nines.toFixed(2));
 
 function printReport(source: Source, r: Report): void {
   const when = new Date(r.generated_at).toISOString();
@@ -77,7 +78,7 @@ function printReport(source: Source, r: Report): void {
       objective: pct(s.objective),
       window: s.window.label,
       value: s.value_text ?? 'no data',
-      nines: nines(s.nines),
+      nines: nines(s),
       budget_left: `${(s.budget.remaining_ratio * 100).toFixed(1)}%`,
       left: formatDuration(s.budget.remaining_minutes * 60_000),
       burn: burn(s.current_burn),
@@ -94,7 +95,7 @@ function printDetail(s: SloReport): void {
   const counts = s.unit === 'ms' ? `${formatDuration(s.good)} good of ${formatDuration(s.total)} ${unit}` : `${s.good} good of ${s.total} ${unit}`;
   const lines = [
     `\n${s.name} (service ${s.service}, ${s.sli}, objective ${pct(s.objective)} over ${s.window.label === 'month' ? 'the calendar month' : s.window.label})`,
-    `  SLI          ${s.value_text ?? 'no data'} (${nines(s.nines)} nines): ${counts}`,
+    `  SLI          ${s.value_text ?? 'no data'} (${nines(s)} nines): ${counts}`,
     `  budget       ${(s.budget.remaining_ratio * 100).toFixed(2)}% left = ${formatDuration(s.budget.remaining_minutes * 60_000)} of full outage, of ${formatDuration(s.budget.total_minutes * 60_000)}`,
     `  burn rates   ${Object.entries(s.burn_rates).map(([w, v]) => `${w} ${burn(v)}`).join('  ')}`,
     `  exhaustion   ${s.time_to_exhaustion_ms === null ? 'never at the current burn' : `in ${formatDuration(s.time_to_exhaustion_ms)} at ${burn(s.current_burn)}`}`,
