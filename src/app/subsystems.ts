@@ -3,6 +3,7 @@
 import type { Subsystem, SubsystemDeps } from '../core/subsystem.js';
 import { createHealth } from '../health/index.js';
 import { createProxy } from '../proxy/index.js';
+import { createFailover } from '../failover/index.js';
 import { createSlo } from '../slo/subsystem.js';
 
 export type SubsystemFactory = (deps: SubsystemDeps) => Subsystem | undefined;
@@ -11,5 +12,6 @@ export type SubsystemFactory = (deps: SubsystemDeps) => Subsystem | undefined;
 export const SUBSYSTEM_FACTORIES: SubsystemFactory[] = [
   (deps) => createHealth(deps),
   createProxy,
+  createFailover, // after proxy: the proxy follows the db.topology events failover publishes
   createSlo, // after health and proxy: it records their events
 ];

@@ -4,7 +4,7 @@
 // switchover, and the history of those events. Every role change happens only while this
 // instance holds the cluster's leader lease, checked right before acting.
 import { existsSync } from 'node:fs';
-import { join } from 'node:path';
+import { join, resolve } from 'node:path';
 import type { Clock, Timer } from '../core/clock.js';
 import type { DatabaseConfig } from '../core/config/schema.js';
 import { BulwarkError, describeError } from '../core/errors.js';
@@ -91,7 +91,8 @@ export class PgCluster {
     this.#d = deps;
     const c = deps.config;
     for (const n of c.nodes) {
-      const spec: NodeSpec = { name: n.name, host: n.host, port: n.port, dataDir: n.data_dir };
+      // relative data_dir paths resolve against the working directory, like state_dir
+      const spec: NodeSpec = { name: n.name, host: n.host, port: n.port, dataDir: resolve(n.data_dir) };
       const ctl = new PgCtl(spec, { binDir: c.bin_dir, osUser: c.os_user, superuser: c.superuser, logFile: join(deps.stateDir, 'failover', deps.name, `${n.name}.log`) });
       this.#nodes.set(n.name, { spec, ctl, obs: undefined, fails: 0, pidAlive: false });
     }

@@ -1,25 +1,101 @@
-// Owns the `bulwark db ...` commands.
+// Owns the `bulwark db ...` commands: status of a PostgreSQL cluster and planned switchover, both
+// asked of the running daemon over its API (/v1/db/NAME, /v1/db/NAME/switchover).
 import type { Command } from 'commander';
-import { notBuilt } from '../output.js';
+import { loadConfig } from '../../core/config/load.js';
+import { BulwarkError } from '../../core/errors.js';
+import { printJson, printTable } from '../output.js';
+import { apiToken } from '../runtime.js';
 
-const WHERE = 'PostgreSQL failover (issue: Keep it up, part 2)';
+interface ApiOpts {
+  config?: string;
+  api?: string;
+}
+
+/** Calls the daemon API (same address and token rules as `bulwark status`). */
+async function apiCall(opts: ApiOpts, method: 'GET' | 'POST', path: string, body?: unknown, timeoutMs = 10_000): Promise<unknown> {
+  let base = opts.api ?? 'http://127.0.0.1:7070';
+  let token = process.env['BULWARK_API_TOKEN'] || undefined;
+  if (opts.config !== undefined) {
+    const loaded = loadConfig(opts.config);
+    if (opts.api === undefined) base = `http://${loaded.config.api.listen.replace(/^0\.0\.0\.0:/, '127.0.0.1:')}`;
+    token = apiToken(loaded) ?? token;
+  }
+  const headers: Record<string, string> = token ? { authorization: `Bearer ${token}` } : {};
+  if (body !== undefined) headers['content-type'] = 'application/json';
+  let res: Response;
+  try {
+    res = await fetch(new URL(path, base), { method, headers, ...(body !== undefined ? { body: JSON.stringify(body) } : {}), signal: AbortSignal.timeout(timeoutMs) });
+  } catch (err) {
+    const cause = (err as Error).cause instanceof Error ? ((err as Error).cause as Error).message : (err as Error).message;
+    throw new BulwarkError('BULWARK_API_UNREACHABLE', `cannot reach the Bulwark daemon at ${base}: ${cause}`, {
+      hint: 'start it with `bulwark up -c bulwark.yaml`, or point --api / -c at the right address',
+    });
+  }
+  if (res.status === 401) {
+    throw new BulwarkError('BULWARK_API_UNAUTHORIZED', `the daemon at ${base} refused the request: missing or wrong token`, {
+      hint: 'pass -c with the config that names api.token_file, or set BULWARK_API_TOKEN',
+    });
+  }
+  const json = (await res.json().catch(() => undefined)) as { error?: { code?: string; message?: string; hint?: string } } | undefined;
+  if (!res.ok) {
+    const code = json?.error?.code;
+    const known = code === 'BULWARK_DB_UNKNOWN' || code === 'BULWARK_DB_SWITCHOVER' || code === 'BULWARK_DB_NOT_LEADER' || code === 'BULWARK_DB_NO_PRIMARY' || code === 'BULWARK_DB_TOOL_FAILED';
+    throw new BulwarkError(known ? code : 'BULWARK_API_BAD_REQUEST', json?.error?.message ?? `the daemon answered ${res.status}`, json?.error?.hint ? { hint: json.error.hint } : {});
+  }
+  return json;
+}
+
+interface DbStatus {
+  database: string;
+  leader: boolean;
+  primary: string | undefined;
+  synchronous: boolean;
+  sync_standbys: string[];
+  writes: string;
+  blocked_reason?: string;
+  rows: Array<Record<string, unknown>>;
+  columns: string[];
+  history: Array<{ kind: string; old_primary: string; new_primary: string; started_at: number; ok: number; write_downtime_ms: number | null; message: string }>;
+}
 
 export function registerDbCommands(program: Command): void {
   const db = program.command('db').description('PostgreSQL clusters: status and planned switchover');
   db.command('status')
-    .argument('<name>')
-    .option('-c, --config <file>', 'config file')
+    .description('roles, lag and sync state of every node, and the last failovers')
+    .argument('<name>', 'database name (a key under databases:)')
+    .option('-c, --config <file>', 'config file (for api.listen and the token)')
     .option('--api <url>', 'daemon API base URL')
     .option('--json', 'print JSON')
-    .action(() => {
-      throw notBuilt('db status', WHERE);
+    .action(async (name: string, opts: ApiOpts & { json?: boolean }) => {
+      const s = (await apiCall(opts, 'GET', `/v1/db/${encodeURIComponent(name)}`)) as DbStatus;
+      if (opts.json) return printJson(s);
+      process.stdout.write(
+        `database ${s.database}: primary ${s.primary ?? '-'}, writes ${s.writes}${s.blocked_reason ? ` (${s.blocked_reason})` : ''}, ` +
+          `${s.synchronous ? `synchronous (safe: ${s.sync_standbys.join(', ') || 'none'})` : 'asynchronous'}, ${s.leader ? 'this instance leads' : 'this instance does NOT hold the lease'}\n`,
+      );
+      printTable(s.rows, s.columns);
+      if (s.history.length > 0) {
+        process.stdout.write('\nrecent failovers\n');
+        printTable(
+          s.history.slice(0, 5).map((h) => ({ at: new Date(h.started_at).toISOString(), kind: h.kind, from: h.old_primary, to: h.new_primary, ok: h.ok ? 'yes' : 'no', write_downtime_ms: h.write_downtime_ms })),
+          ['at', 'kind', 'from', 'to', 'ok', 'write_downtime_ms'],
+        );
+      }
     });
   db.command('switchover')
-    .argument('<name>')
+    .description('planned switchover: wait for NODE to catch up, then swap roles (about a second without writes)')
+    .argument('<name>', 'database name')
     .requiredOption('--to <node>', 'node to promote')
     .option('-c, --config <file>', 'config file')
     .option('--api <url>', 'daemon API base URL')
-    .action(() => {
-      throw notBuilt('db switchover', WHERE);
+    .option('--json', 'print JSON')
+    .action(async (name: string, opts: ApiOpts & { to: string; json?: boolean }) => {
+      const r = (await apiCall(opts, 'POST', `/v1/db/${encodeURIComponent(name)}/switchover`, { to: opts.to }, 180_000)) as {
+        old_primary: string;
+        new_primary: string;
+        write_downtime_ms: number;
+      };
+      if (opts.json) return printJson(r);
+      process.stdout.write(`switched over ${name}: ${r.old_primary} -> ${r.new_primary}, writes blocked for ${r.write_downtime_ms} ms\n`);
     });
 }
