@@ -300,6 +300,7 @@ export class Health implements Subsystem {
     n.probeTimer = undefined;
     if (gen !== n.generation || !n.spec) return;
     n.probing = true;
+    const startedAt = this.#deps.clock.now();
     let result;
     try {
       result = await this.#prober({ service: n.service, node: n.node, address: n.address }, n.spec);
@@ -314,7 +315,8 @@ export class Health implements Subsystem {
     this.#probes.inc({ service: n.service, node: n.node, result: result.ok ? 'ok' : 'fail' });
     this.#publish(n, n.machine.probe(result.ok, result.detail, now));
     if (this.#running && gen === n.generation) {
-      n.probeTimer = this.#deps.clock.setTimeout(() => void this.#probe(n, gen), this.#nextDelay(n));
+      // The interval runs from probe start to probe start (a slow probe does not stretch it).
+      n.probeTimer = this.#deps.clock.setTimeout(() => void this.#probe(n, gen), Math.max(1, this.#nextDelay(n) - (now - startedAt)));
     }
   }
 

@@ -244,7 +244,7 @@ export class Proxy implements Subsystem {
           service: rt.name,
           backend: b.name,
           address: b.address,
-          state: b.ejected(now) ? 'ejected' : b.state,
+          state: b.draining ? 'draining' : b.health === 'down' ? 'down' : b.ejected(now) ? 'ejected' : b.health,
           role: rt.pool.role(b),
           in_flight: b.inFlight,
           requests: b.requests,

@@ -161,6 +161,7 @@ export class Pool {
     if (to === 'up') {
       b.consecutiveFailures = 0;
     }
+    this.touch(now);
     return before !== b.usable(now);
   }
 
