@@ -8,6 +8,7 @@ import { join } from 'node:path';
 import { stringify } from 'yaml';
 import type { Logger } from '../core/logger.js';
 import { proxyDemoPart } from '../proxy/demo.js';
+import { sloDemoPart } from '../slo/demo.js';
 
 export interface DemoContext {
   /** Scratch directory the demo owns; removed on stop. */
@@ -25,6 +26,7 @@ export interface DemoPart {
 /** Demo parts, in start order. Each capability appends its own. */
 export const DEMO_PARTS: Array<() => DemoPart> = [
   proxyDemoPart,
+  sloDemoPart, // after proxy: its SLOs name the demo's web service
 ];
 
 export interface Demo {
