@@ -30,7 +30,7 @@ export class MemIndex {
     this.#pack = new Uint32Array(cap);
     this.#offset = new Uint32Array(cap);
     this.#meta = new Uint32Array(cap);
-    const size = pow2(cap * 2);
+    const size = pow2(Math.ceil((cap * 4) / 3) + 1);
     this.#slots = new Int32Array(size).fill(EMPTY);
     this.#mask = size - 1;
   }
@@ -79,7 +79,7 @@ export class MemIndex {
     const f = this.#find(id);
     if (f >= 0) return;
     if (this.#count >= this.#pack.length) this.#grow();
-    if ((this.#count + 1) * 2 > this.#slots.length) this.#rehash(this.#slots.length * 2);
+    if ((this.#count + 1) * 4 > this.#slots.length * 3) this.#rehash(this.#slots.length * 2);
     let pn = this.#packNo.get(loc.pack);
     if (pn === undefined) {
       pn = this.#packIds.length;

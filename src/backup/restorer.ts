@@ -77,6 +77,25 @@ function isZero(b: Buffer): boolean {
   return true;
 }
 
+const BLOCK = 4096;
+
+/** Writes buf at pos, skipping 4 KiB blocks of zeros (the file was created at full size: they stay holes). */
+function writeSparse(fd: number, buf: Buffer, pos: number): void {
+  let runStart = -1;
+  const flush = (end: number): void => {
+    let w = runStart;
+    while (w < end) w += writeSync(fd, buf, w, end - w, pos + w);
+    runStart = -1;
+  };
+  for (let at = 0; at < buf.length; at += BLOCK) {
+    const end = Math.min(buf.length, at + BLOCK);
+    const zero = buf.subarray(at, end).equals(ZERO.subarray(0, end - at));
+    if (!zero && runStart < 0) runStart = at;
+    else if (zero && runStart >= 0) flush(at);
+  }
+  if (runStart >= 0) flush(buf.length);
+}
+
 export async function restoreSnapshot(repo: Repository, snap: SnapshotInfo, opts: RestoreOptions): Promise<RestoreResult> {
   const match = includeMatcher(snap, opts.include);
   const res: RestoreResult = { files: 0, dirs: 0, bytes: 0, errors: [], verified: 0 };
@@ -221,8 +240,7 @@ export async function restoreSnapshot(repo: Repository, snap: SnapshotInfo, opts
         try {
           const fd = openSync(f.path, 'r+');
           try {
-            let w = 0;
-            while (w < plain.length) w += writeSync(fd, plain, w, plain.length - w, t.pos + w);
+            writeSparse(fd, plain, t.pos);
           } finally {
             closeSync(fd);
           }
