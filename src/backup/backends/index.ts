@@ -6,6 +6,10 @@ import { fileURLToPath } from 'node:url';
 import { BulwarkError } from '../../core/errors.js';
 import type { Backend } from '../backend.js';
 import { LocalBackend } from './local.js';
+import { readFileSync } from 'node:fs';
+import { s3FromUrl } from './s3.js';
+import { sftpFromUrl } from './sftp.js';
+import { vaultFromUrl } from './vault.js';
 
 export type BackendFactory = (url: URL, raw: string) => Backend | Promise<Backend>;
 
@@ -16,6 +20,10 @@ export function registerBackend(scheme: string, factory: BackendFactory): void {
 }
 
 registerBackend('file', (url) => new LocalBackend(fileURLToPath(url)));
+// Remote schemes (3-2-1 plans). From a bare URL, credentials come from the query or the environment.
+registerBackend('sftp', (url) => sftpFromUrl(url, {}, (p) => readFileSync(p)));
+registerBackend('s3', (url) => s3FromUrl(url));
+registerBackend('vault', (url) => vaultFromUrl(url, {}, (p) => readFileSync(p)));
 
 export function knownSchemes(): string[] {
   return [...registry.keys()].sort();

@@ -209,3 +209,21 @@ export class S3Backend implements Backend {
     this.client.destroy();
   }
 }
+
+/** Builds an S3 backend from `s3://bucket/prefix?endpoint=URL&region=R&path_style=true`; credentials from opts, else the SDK chain (environment). */
+export function s3FromUrl(url: URL, opts: { credentials?: { accessKeyId: string; secretAccessKey: string } | undefined } = {}): S3Backend {
+  const bucket = url.hostname;
+  if (!/^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$/.test(bucket)) {
+    throw new BulwarkError('BULWARK_BACKEND_URL', `'${bucket}' in ${url.href} is not a valid bucket name`, { hint: 'bucket names are 3-63 lowercase letters, digits, dots and dashes: s3://bucket/prefix' });
+  }
+  const endpoint = url.searchParams.get('endpoint') ?? undefined;
+  const pathStyle = url.searchParams.get('path_style');
+  return new S3Backend({
+    bucket,
+    prefix: decodeURIComponent(url.pathname),
+    endpoint,
+    region: url.searchParams.get('region') ?? undefined,
+    forcePathStyle: pathStyle === null ? undefined : pathStyle === 'true' || pathStyle === '1',
+    credentials: opts.credentials,
+  });
+}

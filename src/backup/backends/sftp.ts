@@ -338,3 +338,29 @@ export class SftpBackend implements Backend {
     }
   }
 }
+
+/** Builds an SFTP backend from `sftp://user@host:port/path[?key=FILE&host_key=SHA256:…]`; explicit options win. */
+export function sftpFromUrl(url: URL, opts: { privateKey?: Buffer | undefined; hostKeySha256?: string | undefined } = {}, readFile: (p: string) => Buffer): SftpBackend {
+  const username = decodeURIComponent(url.username);
+  if (!username) throw new BulwarkError('BULWARK_BACKEND_URL', `sftp URL ${url.href} names no user`, { hint: 'use sftp://user@host:port/path' });
+  const path = decodeURIComponent(url.pathname);
+  if (!path || path === '/') throw new BulwarkError('BULWARK_BACKEND_URL', `sftp URL ${url.href} names no repository path`, { hint: 'use sftp://user@host:port/srv/backups/repo' });
+  const keyFile = url.searchParams.get('key');
+  let privateKey = opts.privateKey;
+  if (!privateKey && keyFile) {
+    try {
+      privateKey = readFile(keyFile);
+    } catch (err) {
+      throw new BulwarkError('BULWARK_CONFIG_SECRET_MISSING', `cannot read the SSH key ${keyFile}: ${(err as Error).message}`, { hint: 'point key= (or key_file) at a readable private key' });
+    }
+  }
+  return new SftpBackend({
+    host: url.hostname.replace(/^\[|\]$/g, ''),
+    port: url.port ? Number(url.port) : 22,
+    username,
+    path,
+    privateKey,
+    ...(url.password ? { password: decodeURIComponent(url.password) } : {}),
+    hostKeySha256: opts.hostKeySha256 ?? url.searchParams.get('host_key') ?? undefined,
+  });
+}

@@ -158,3 +158,27 @@ export class VaultBackend implements Backend {
     await this.#agent.close();
   }
 }
+
+/** Builds a vault backend from `vault://host:port/name[?ca=FILE|tls=1]`; the token from opts, else BULWARK_VAULT_TOKEN. */
+export function vaultFromUrl(url: URL, opts: { token?: string | undefined } = {}, readFile: (p: string) => Buffer): VaultBackend {
+  const name = decodeURIComponent(url.pathname.replace(/^\/+|\/+$/g, ''));
+  if (!/^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$/.test(name)) {
+    throw new BulwarkError('BULWARK_BACKEND_URL', `vault URL ${url.href} needs one repository name after the address`, { hint: 'use vault://host:port/name' });
+  }
+  if (!url.port) throw new BulwarkError('BULWARK_BACKEND_URL', `vault URL ${url.href} names no port`, { hint: 'use vault://host:port/name' });
+  const token = opts.token ?? process.env['BULWARK_VAULT_TOKEN'];
+  if (!token) {
+    throw new BulwarkError('BULWARK_BACKEND_AUTH', `no token for ${url.href}`, { hint: 'set token_file on the target, or BULWARK_VAULT_TOKEN' });
+  }
+  const caFile = url.searchParams.get('ca');
+  let ca: Buffer | undefined;
+  if (caFile) {
+    try {
+      ca = readFile(caFile);
+    } catch (err) {
+      throw new BulwarkError('BULWARK_CONFIG_SECRET_MISSING', `cannot read the vault CA ${caFile}: ${(err as Error).message}`, { hint: 'point ca= at the vault certificate (PEM)' });
+    }
+  }
+  const tls = caFile !== null || url.searchParams.get('tls') === '1' || url.searchParams.get('tls') === 'true';
+  return new VaultBackend({ host: url.hostname.replace(/^\[|\]$/g, ''), port: Number(url.port), name, token, ...(tls ? { tls: { ca } } : {}) });
+}

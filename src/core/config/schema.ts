@@ -112,13 +112,28 @@ export const MEDIA = ['hdd', 'ssd', 'nas', 'tape', 'object-storage', 'optical', 
 
 const targetSchema = z.strictObject({
   name: name(),
+  /** A path, file:///path, sftp://user@host:port/path, s3://bucket/prefix?endpoint=…, vault://host:port/name[?ca=FILE]. */
   repo: z.string().min(1),
   media: z.enum(MEDIA),
   offsite: z.boolean().default(false),
+  /** false, or how long what is written stays undeletable (S3 Object Lock, vault retention). */
   immutable: z.union([z.literal(false), duration()]).default(false),
   password_file: z.string().optional(),
   password_env: z.string().optional(),
+  /** vault:// bearer token. */
   token_file: z.string().optional(),
+  token_env: z.string().optional(),
+  /** sftp:// private key, and the expected host key fingerprint ("SHA256:…", from ssh-keygen -lf). */
+  key_file: z.string().optional(),
+  host_key: z.string().regex(/^SHA256:[A-Za-z0-9+/]{43}=?$/, { message: "expected a fingerprint like 'SHA256:…' as `ssh-keygen -lf` prints it" }).optional(),
+  /** s3:// credentials (else AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY). */
+  access_key_id_file: z.string().optional(),
+  secret_access_key_file: z.string().optional(),
+  /** Bandwidth caps per second for this target (sizes, like 10MB). */
+  upload_limit: size().optional(),
+  download_limit: size().optional(),
+  /** Attempts per storage operation before the target fails (retry with backoff). */
+  retries: z.number().int().min(1).max(20).default(5),
 });
 
 const keepSchema = z.strictObject({
@@ -134,17 +149,27 @@ const keepSchema = z.strictObject({
 const planSchema = z.strictObject({
   paths: z.array(z.string()).min(1),
   exclude: z.array(z.string()).default([]),
+  /** cron: when the daemon runs the plan. */
   schedule: z.string().optional(),
+  /** Alert when the newest verified snapshot (of the plan, of a target) is older. Default 24h. */
   rpo: duration().optional(),
   keep: keepSchema.optional(),
   password_file: z.string().optional(),
   password_env: z.string().optional(),
+  tags: z.array(z.string()).default([]),
   targets: z.array(targetSchema).min(1),
   verify: z
     .strictObject({
+      /** cron: when the daemon runs a read-data verification of every target. */
+      schedule: z.string().optional(),
+      /** Share of packs each verification reads (the rotation covers all in ceil(1/share) runs). */
       read_data_percent: percent().optional(),
+      /** Or: every pack is re-read at least once within this period (with `schedule`). */
       read_data_period: duration().optional(),
+      /** cron: when the daemon runs a restore drill of each target. */
       restore_drill: z.string().optional(),
+      /** Share of files a drill restores (default all). */
+      drill_sample: percent().optional(),
     })
     .optional(),
 });
