@@ -160,8 +160,8 @@ export class NodeMachine {
     else if (sources.includes('down')) next = 'down';
     else if (sources.every((s) => s === 'up')) next = 'up';
     else next = 'unknown';
-    this.#lastReason = reason;
     if (next === this.#state) return undefined;
+    this.#lastReason = reason;
     const from = this.#state;
     this.#state = next;
     this.#since = now;
