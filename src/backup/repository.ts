@@ -371,7 +371,9 @@ export class RepoSink implements BlobSink {
     this.#entries = [];
     this.#size = 0;
     this.#hash = createHash('sha256');
-    const p = this.#repo.backend.write({ type: 'data', name: id }, data).then(
+    const delay = Number(process.env['BULWARK_TEST_PACK_DELAY_MS']) || 0; // tests: make a backup slow enough to interrupt
+    const write = delay > 0 ? new Promise((r) => setTimeout(r, delay)).then(() => this.#repo.backend.write({ type: 'data', name: id }, data)) : this.#repo.backend.write({ type: 'data', name: id }, data);
+    const p = write.then(
       () => {
         for (const e of entries) {
           this.#repo.index.add(e.id, { pack: id, offset: e.offset, length: e.length, type: e.type, flags: e.flags });

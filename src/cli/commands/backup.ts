@@ -79,6 +79,7 @@ export function registerBackupCommands(program: Command): Command {
         ...(o.exclude ? { excludes: o.exclude } : {}),
         ...(o.host ? { host: o.host } : {}),
         ...(o.full ? { full: true } : {}),
+        ...(Number(process.env['BULWARK_BACKUP_WORKERS']) > 0 ? { workers: Number(process.env['BULWARK_BACKUP_WORKERS']) } : {}),
         onProgress: (p) => {
           const secs = Math.max(0.001, (Date.now() - started) / 1000);
           if (bar) {

@@ -1,0 +1,183 @@
+// The backup verbs through the built CLI, as child processes: wrong password, bad flags, unreadable
+// files (exit 3), SIGKILL in the middle of a backup, and two concurrent backups into one repository.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { mkdirSync, readdirSync, writeFileSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { exited, runCli, scratchDir, startCli, waitFor } from '../testing/helpers.js';
+import { LocalBackend } from './backends/local.js';
+import { initRepository } from './engine.js';
+import { diffTrees, listTree, prng } from './testkit.js';
+
+const ENV = { BULWARK_PASSWORD: 'pw-1', BULWARK_SCRYPT_N: '1024' };
+process.env['BULWARK_SCRYPT_N'] = '1024';
+
+function noStack(s: string): void {
+  assert.doesNotMatch(s, /\n\s+at .+:\d+:\d+/, `stack trace printed:\n${s}`);
+}
+
+test('cli: init, create, snapshots --json, restore --verify; wrong password is exit 1 with a clear message', async () => {
+  const { dir, cleanup } = scratchDir('bulwark-cli-');
+  try {
+    const repo = join(dir, 'repo');
+    const src = join(dir, 'src');
+    mkdirSync(src);
+    writeFileSync(join(src, 'a.txt'), 'hello\n'.repeat(1000));
+    assert.equal((await runCli(['backup', 'init', '--repo', repo], { env: ENV })).code, 0);
+    const again = await runCli(['backup', 'init', '--repo', repo], { env: ENV });
+    assert.equal(again.code, 1);
+    assert.match(again.stderr, /BULWARK_REPO_EXISTS/);
+    const c = await runCli(['backup', 'create', '--repo', repo, '--tag', 'daily', '--json', src], { env: ENV });
+    assert.equal(c.code, 0, c.stderr);
+    const summary = JSON.parse(c.stdout.trim().split('\n').at(-1) as string) as { type: string; snapshot: string; files: number };
+    assert.equal(summary.type, 'summary');
+    assert.equal(summary.files, 1);
+    const s = await runCli(['backup', 'snapshots', '--repo', repo, '--json'], { env: ENV });
+    const snaps = JSON.parse(s.stdout) as { id: string; tags: string[]; paths: string[] }[];
+    assert.equal(snaps.length, 1);
+    assert.deepEqual(snaps[0]?.tags, ['daily']);
+    assert.equal(snaps[0]?.id, summary.snapshot);
+
+    const wrong = await runCli(['backup', 'snapshots', '--repo', repo], { env: { ...ENV, BULWARK_PASSWORD: 'nope' } });
+    assert.equal(wrong.code, 1);
+    assert.match(wrong.stderr, /BULWARK_REPO_PASSWORD: wrong password/);
+    noStack(wrong.stderr);
+    const none = await runCli(['backup', 'snapshots', '--repo', repo], { env: { ...ENV, BULWARK_PASSWORD: '' } });
+    assert.equal(none.code, 2);
+    assert.match(none.stderr, /BULWARK_REPO_NO_PASSWORD/);
+    // --password-file works; key add lets a second password in; key list shows both
+    writeFileSync(join(dir, 'pw'), 'pw-1\n');
+    writeFileSync(join(dir, 'pw2'), 'second password\n');
+    const add = await runCli(['backup', 'key', 'add', '--repo', repo, '--password-file', join(dir, 'pw'), '--new-password-file', join(dir, 'pw2')], { env: { BULWARK_SCRYPT_N: '1024' } });
+    assert.equal(add.code, 0, add.stderr);
+    const keys = await runCli(['backup', 'key', 'list', '--repo', repo, '--password-file', join(dir, 'pw2'), '--json'], { env: { BULWARK_SCRYPT_N: '1024' } });
+    assert.equal((JSON.parse(keys.stdout) as unknown[]).length, 2);
+
+    const out = join(dir, 'out');
+    const r = await runCli(['backup', 'restore', '--repo', repo, 'latest', '--target', out, '--verify'], { env: ENV });
+    assert.equal(r.code, 0, r.stderr);
+    assert.equal(readFileSync(join(out, 'src/a.txt'), 'utf8'), 'hello\n'.repeat(1000));
+    const missing = await runCli(['backup', 'restore', '--repo', repo, 'abcdef12', '--target', out], { env: ENV });
+    assert.equal(missing.code, 2);
+    assert.match(missing.stderr, /BULWARK_BACKUP_SNAPSHOT_NOT_FOUND/);
+    const nope = await runCli(['backup', 'snapshots', '--repo', join(dir, 'nothing-here')], { env: ENV });
+    assert.equal(nope.code, 1);
+    assert.match(nope.stderr, /BULWARK_REPO_NOT_FOUND/);
+  } finally {
+    cleanup();
+  }
+});
+
+test('cli: bad flags are exit 2', async () => {
+  const { dir, cleanup } = scratchDir('bulwark-cli-');
+  try {
+    const repo = join(dir, 'repo');
+    assert.equal((await runCli(['backup', 'init', '--repo', repo], { env: ENV })).code, 0);
+    const f = await runCli(['backup', 'forget', '--repo', repo], { env: ENV });
+    assert.equal(f.code, 2);
+    assert.match(f.stderr, /at least one --keep/);
+    assert.equal((await runCli(['backup', 'forget', '--repo', repo, '--keep-last', 'x'], { env: ENV })).code, 2);
+    assert.equal((await runCli(['backup', 'forget', '--repo', repo, '--keep-within', '3 weeks'], { env: ENV })).code, 2);
+    assert.equal((await runCli(['backup', 'check', '--repo', repo, '--read-data-subset', 'lots'], { env: ENV })).code, 2);
+    assert.equal((await runCli(['backup', 'create', '--repo', repo], { env: ENV })).code, 2);
+    assert.equal((await runCli(['backup', 'create', '--repo', repo, join(dir, 'missing')], { env: ENV })).code, 2);
+    assert.equal((await runCli(['backup', 'create', '--repo', 'gopher://x/y', dir], { env: ENV })).code, 2);
+    assert.equal((await runCli(['backup', 'restore', '--repo', repo, 'latest'], { env: ENV })).code, 2);
+  } finally {
+    cleanup();
+  }
+});
+
+test('cli: an unreadable file is reported and counted, the rest is saved, exit 3', async () => {
+  const { dir, cleanup } = scratchDir('bulwark-cli-');
+  try {
+    const repo = join(dir, 'repo');
+    const src = join(dir, 'src');
+    mkdirSync(src);
+    writeFileSync(join(src, 'ok.txt'), 'fine');
+    assert.equal((await runCli(['backup', 'init', '--repo', repo], { env: ENV })).code, 0);
+    // /proc/self/mem is a regular file whose first page cannot be read (EIO), even as root.
+    const c = await runCli(['backup', 'create', '--repo', repo, '--json', src, '/proc/self/mem'], { env: ENV });
+    assert.equal(c.code, 3, c.stderr);
+    assert.match(c.stdout, /"type":"error","path":"\/proc\/self\/mem"/);
+    assert.match(c.stderr, /BULWARK_BACKUP_PARTIAL: 1 file\(s\) could not be read/);
+    const summary = JSON.parse(c.stdout.trim().split('\n').at(-1) as string) as { errors: number; files: number };
+    assert.equal(summary.errors, 1);
+    assert.equal(summary.files, 1);
+    const out = join(dir, 'out');
+    assert.equal((await runCli(['backup', 'restore', '--repo', repo, 'latest', '--target', out], { env: ENV })).code, 0);
+    assert.equal(readFileSync(join(out, 'src/ok.txt'), 'utf8'), 'fine');
+  } finally {
+    cleanup();
+  }
+});
+
+test('cli: SIGKILL in the middle of a backup leaves a repository check passes; the next backup completes and reuses stored data', async () => {
+  const { dir, cleanup } = scratchDir('bulwark-cli-');
+  try {
+    const repo = join(dir, 'repo');
+    const src = join(dir, 'src');
+    mkdirSync(src);
+    for (let i = 0; i < 24; i++) writeFileSync(join(src, `f${i}`), prng(i + 1, 1024 * 1024));
+    await initRepository(new LocalBackend(repo), ENV.BULWARK_PASSWORD, { packSize: 1024 * 1024 });
+    // Slow pack writes down (test knob) so the kill surely lands mid-way.
+    const child = startCli(['backup', 'create', '--repo', repo, '--json', src], { env: { ...ENV, BULWARK_TEST_PACK_DELAY_MS: '150' } });
+    await waitFor(() => readdirSync(join(repo, 'index')).filter((n) => !n.startsWith('.')).length >= 1, { timeoutMs: 30_000, what: 'a first index file' });
+    child.kill('SIGKILL');
+    const ex = await exited(child);
+    assert.equal(ex.signal, 'SIGKILL');
+    assert.equal(readdirSync(join(repo, 'snapshots')).length, 0, 'killed before the snapshot was written');
+    const chk = await runCli(['backup', 'check', '--repo', repo, '--read-data'], { env: ENV });
+    assert.equal(chk.code, 0, chk.stdout + chk.stderr);
+    const c = await runCli(['backup', 'create', '--repo', repo, '--json', src], { env: ENV });
+    assert.equal(c.code, 0, c.stderr);
+    const s = JSON.parse(c.stdout.trim().split('\n').at(-1) as string) as { bytesStored: number; bytes: number };
+    assert.ok(s.bytesStored < s.bytes - 3 * 1024 * 1024, `stored ${s.bytesStored} of ${s.bytes}: indexed data was not reused`);
+    const chk2 = await runCli(['backup', 'check', '--repo', repo, '--read-data'], { env: ENV });
+    assert.equal(chk2.code, 0, chk2.stdout + chk2.stderr);
+    const out = join(dir, 'out');
+    assert.equal((await runCli(['backup', 'restore', '--repo', repo, 'latest', '--target', out, '--verify'], { env: ENV })).code, 0);
+    assert.deepEqual(diffTrees(listTree(src), listTree(join(out, 'src'))), []);
+    // prune drops the unindexed leftovers of the killed run; check stays clean
+    assert.equal((await runCli(['backup', 'prune', '--repo', repo], { env: ENV })).code, 0);
+    const chk3 = await runCli(['backup', 'check', '--repo', repo], { env: ENV });
+    assert.equal(chk3.code, 0);
+    assert.doesNotMatch(chk3.stdout, /warning/);
+  } finally {
+    cleanup();
+  }
+});
+
+test('cli: two concurrent backups into one repository both succeed and both restore', async () => {
+  const { dir, cleanup } = scratchDir('bulwark-cli-');
+  try {
+    const repo = join(dir, 'repo');
+    const a = join(dir, 'a');
+    const b = join(dir, 'b');
+    mkdirSync(a);
+    mkdirSync(b);
+    for (let i = 0; i < 4; i++) {
+      writeFileSync(join(a, `x${i}`), prng(10 + i, 700 * 1024));
+      writeFileSync(join(b, `y${i}`), prng(20 + i, 700 * 1024));
+    }
+    writeFileSync(join(a, 'same'), prng(5, 900 * 1024)); // stored by both: deduplicated or duplicated, never lost
+    writeFileSync(join(b, 'same'), prng(5, 900 * 1024));
+    await initRepository(new LocalBackend(repo), ENV.BULWARK_PASSWORD, { packSize: 512 * 1024 });
+    const [ra, rb] = await Promise.all([runCli(['backup', 'create', '--repo', repo, a], { env: ENV }), runCli(['backup', 'create', '--repo', repo, b], { env: ENV })]);
+    assert.equal(ra.code, 0, ra.stderr);
+    assert.equal(rb.code, 0, rb.stderr);
+    const snaps = JSON.parse((await runCli(['backup', 'snapshots', '--repo', repo, '--json'], { env: ENV })).stdout) as { id: string; paths: string[] }[];
+    assert.equal(snaps.length, 2);
+    for (const s of snaps) {
+      const out = join(dir, `out-${s.id.slice(0, 8)}`);
+      const r = await runCli(['backup', 'restore', '--repo', repo, s.id, '--target', out, '--verify'], { env: ENV });
+      assert.equal(r.code, 0, r.stderr);
+      const p = s.paths[0] as string;
+      const name = p.split('/').at(-1) as string;
+      assert.deepEqual(diffTrees(listTree(p), listTree(join(out, name))), []);
+    }
+    assert.equal((await runCli(['backup', 'check', '--repo', repo, '--read-data'], { env: ENV })).code, 0);
+  } finally {
+    cleanup();
+  }
+});
