@@ -8,7 +8,8 @@ import { budget, burnRate, errorRatio, evaluateTiers, timeToExhaustion, WORKBOOK
 import { ninesOf } from './nines.js';
 import { DEFAULT_BACKEND_AVAILABILITY, DEFAULT_PROXY_AVAILABILITY, predictService, type Prediction } from './predict.js';
 import { KEYS, type SloRepo } from './repo.js';
-import { lengthOf, normalise, sumBuckets, windowAt, type Bucket, type Range } from './windows.js';
+import type { BucketSums } from './sums.js';
+import { lengthOf, normalise, windowAt, type Range } from './windows.js';
 
 export type SliKind = 'availability' | 'latency' | 'probe';
 
@@ -101,11 +102,14 @@ export function percentText(v: number): string {
 
 export class SloEngine {
   readonly #repo: SloRepo;
+  readonly #sums: BucketSums;
   #config: BulwarkConfig;
   #defs: SloDefinition[];
 
-  constructor(repo: SloRepo, config: BulwarkConfig) {
+  /** sums: where bucket sums come from (the repo itself, or a caching wrapper around it). */
+  constructor(repo: SloRepo, config: BulwarkConfig, sums: BucketSums = repo) {
     this.#repo = repo;
+    this.#sums = sums;
     this.#config = config;
     this.#defs = definitions(config);
   }
@@ -119,10 +123,10 @@ export class SloEngine {
     return this.#defs;
   }
 
-  #buckets(def: SloDefinition, range: Range): Bucket[] {
-    if (def.sli === 'availability') return this.#repo.buckets(KEYS.availability(def.name), range);
-    if (def.sli === 'probe') return this.#repo.buckets(KEYS.probe(def.config.service), range);
-    return this.#repo.latencyBuckets(def.config.service, def.config.latency?.threshold ?? Infinity, range);
+  #sum(def: SloDefinition, range: Range, excluded: readonly Range[]): Counts {
+    if (def.sli === 'availability') return this.#sums.sum({ key: KEYS.availability(def.name) }, range, excluded);
+    if (def.sli === 'probe') return this.#sums.sum({ key: KEYS.probe(def.config.service) }, range, excluded);
+    return this.#sums.sum({ service: def.config.service, threshold: def.config.latency?.threshold ?? Infinity }, range, excluded);
   }
 
   #exclusionsFor(service: string, all: readonly MaintenanceWindow[]): MaintenanceWindow[] {
@@ -140,10 +144,8 @@ export class SloEngine {
     const win = windowAt(c.window, now);
     const maint = this.#exclusionsFor(c.service, allMaint);
     const inWindow = normalise(maint, win);
-    const longest = Math.max(win.end - win.start, ...def.tiers.map((t) => t.long_ms));
-    const buckets = this.#buckets(def, { start: now - longest, end: now });
-    const counts = sumBuckets(buckets, win, maint);
-    const observed = sumBuckets(this.#repo.buckets(KEYS.observed, win), win, maint);
+    const counts = this.#sum(def, win, maint);
+    const observed = this.#sums.sum({ key: KEYS.observed }, win, maint);
     const covered = observed.good;
     const b = budget(c.objective, win.length_ms, counts, { timeBased: def.timeBased, coveredMs: covered });
     const value = counts.total > 0 ? counts.good / counts.total : null;
@@ -152,7 +154,7 @@ export class SloEngine {
     const countsAt = new Map<number, Counts>();
     const burnRates: Record<string, number | null> = {};
     for (const l of lookbacks) {
-      const cs = sumBuckets(buckets, { start: now - l, end: now }, maint);
+      const cs = this.#sum(def, { start: now - l, end: now }, maint);
       countsAt.set(l, cs);
       const er = errorRatio(cs);
       burnRates[label(l)] = er === undefined ? null : burnRate(er, c.objective);
@@ -227,7 +229,7 @@ export class SloEngine {
       default: defaults.proxy,
     };
     const backends = nodes.map((n) => {
-      const cs = sumBuckets(this.#repo.buckets(KEYS.node(def.config.service, n), win), win);
+      const cs = this.#sums.sum({ key: KEYS.node(def.config.service, n) }, win);
       return { name: n, kind: 'backend' as const, measured: cs.total > 0 ? { availability: cs.good / cs.total, history_ms: cs.total } : undefined, default: defaults.backend };
     });
     return predictService(proxy, backends);

@@ -2,8 +2,9 @@
 // of minute buckets to hourly ones and retention), latency histograms, alerts and maintenance
 // windows declared through the API. The only module of src/slo that does I/O on the store.
 import type { StateStore } from '../core/subsystem.js';
-import { HOUR_MS, MINUTE_MS } from './math.js';
+import { HOUR_MS, MINUTE_MS, type Counts } from './math.js';
 import type { CountRow, LatencyRow } from './recorder.js';
+import type { BucketSums, SumSource } from './sums.js';
 import { compactionCutoff, RETAIN_MS, type Bucket, type Range } from './windows.js';
 
 export interface AlertRow {
@@ -39,7 +40,7 @@ export const KEYS = {
   observed: 'observed',
 } as const;
 
-export class SloRepo {
+export class SloRepo implements BucketSums {
   readonly #store: StateStore;
 
   constructor(store: StateStore) {
@@ -83,6 +84,28 @@ export class SloRepo {
        GROUP BY bucket_start, bucket_ms ORDER BY bucket_start`,
       thresholdMs, service, range.start - HOUR_MS, range.end,
     );
+  }
+
+  /**
+   * Sums in SQL what sumBuckets sums in JS (buckets starting in [range.start, range.end), minus
+   * those touching an excluded interval), without materialising the rows: the daemon evaluates
+   * every minute on the event loop the proxy shares.
+   */
+  sum(source: SumSource, range: Range, excluded: readonly Range[] = []): Counts {
+    const ex = JSON.stringify(excluded.filter((x) => x.end > range.start - HOUR_MS && x.start < range.end).map((x) => [x.start, x.end]));
+    const notExcluded = `NOT EXISTS (SELECT 1 FROM json_each(?) j WHERE j.value ->> 0 < b.bucket_start + b.bucket_ms AND j.value ->> 1 > b.bucket_start)`;
+    const noEx = ex === '[]';
+    const row =
+      'key' in source
+        ? this.#store.get<{ good: number | null; total: number | null }>(
+            `SELECT SUM(good) AS good, SUM(total) AS total FROM sli_buckets b WHERE slo_key = ? AND bucket_start >= ? AND bucket_start < ?${noEx ? '' : ` AND ${notExcluded}`}`,
+            ...[source.key, range.start, range.end, ...(noEx ? [] : [ex])],
+          )
+        : this.#store.get<{ good: number | null; total: number | null }>(
+            `SELECT SUM(CASE WHEN le <= ? THEN count ELSE 0 END) AS good, SUM(count) AS total FROM sli_latency b WHERE service = ? AND bucket_start >= ? AND bucket_start < ?${noEx ? '' : ` AND ${notExcluded}`}`,
+            ...[source.threshold, source.service, range.start, range.end, ...(noEx ? [] : [ex])],
+          );
+    return { good: row?.good ?? 0, total: row?.total ?? 0 };
   }
 
   /** Earliest bucket of a key, or undefined. */

@@ -9,6 +9,7 @@ import { DAY_MS, parallel } from './nines.js';
 import { predictService } from './predict.js';
 import { bucketFor, latencyBounds, LE_INF, MinuteAggregator } from './recorder.js';
 import { KEYS, SloRepo } from './repo.js';
+import { SlidingSums } from './sums.js';
 import { compactToHours, normalise, splitByMinute, sumBuckets, windowAt } from './windows.js';
 
 const T0 = Date.UTC(2026, 2, 10, 12, 0, 0);
@@ -159,4 +160,44 @@ maintenance:
   assert.match(text, /slos\.a\.alerts\.tiers\[2\]\.severity: expected one of page, ticket/);
   assert.match(text, /maintenance\[0\]\.start: expected a time like 2026-03-01T02:00:00Z/);
   assert.match(text, /maintenance\[1\]\.end: the end of a maintenance window must come after its start/);
+});
+
+test('sliding sums equal full sums as windows move, with exclusions, across rolling and calendar windows; compaction invalidates', () => {
+  const store = SqliteStore.open(':memory:');
+  try {
+    const repo = new SloRepo(store);
+    let flushed = T0;
+    const sliding = new SlidingSums(repo, () => Math.floor(flushed / MINUTE_MS) * MINUTE_MS);
+    const agg = new MinuteAggregator();
+    let seed = 7;
+    const rnd = (): number => ((seed = (seed * 1_103_515_245 + 12_345) % 2 ** 31) / 2 ** 31);
+    const excluded = [{ start: T0 + 95 * MINUTE_MS + 5000, end: T0 + 130 * MINUTE_MS }];
+    let t = T0;
+    for (let minute = 0; minute < 400; minute++) {
+      for (let i = 0; i < 5; i++) {
+        agg.count('k', rnd() > 0.1, t + Math.floor(rnd() * MINUTE_MS));
+        agg.latency('web', rnd() > 0.5 ? 100 : 500, t + Math.floor(rnd() * MINUTE_MS));
+      }
+      t += MINUTE_MS;
+      const d = agg.drain(t);
+      repo.write(d.counts, d.latency);
+      flushed = t;
+      for (const [range, ex] of [
+        [{ start: t - 60 * MINUTE_MS, end: t }, excluded],
+        [{ start: t - 5 * MINUTE_MS, end: t }, []],
+        [{ start: T0 - DAY_MS, end: t }, excluded], // a calendar-like window: fixed start
+      ] as const) {
+        assert.deepEqual(sliding.sum({ key: 'k' }, range, ex), repo.sum({ key: 'k' }, range, ex), `minute ${minute}`);
+        assert.deepEqual(sliding.sum({ service: 'web', threshold: 200 }, range, ex), repo.sum({ service: 'web', threshold: 200 }, range, ex));
+        assert.deepEqual(repo.sum({ key: 'k' }, range, ex), sumBuckets(repo.buckets('k', range), range, ex), 'SQL sums match the pure reference');
+      }
+    }
+    assert.ok(sliding.hits > 1000, `the cache served most lookups (${sliding.hits})`);
+    repo.compact(t + 9 * DAY_MS);
+    sliding.invalidate();
+    const range = { start: T0 + 30 * MINUTE_MS, end: t };
+    assert.deepEqual(sliding.sum({ key: 'k' }, range, excluded), repo.sum({ key: 'k' }, range, excluded));
+  } finally {
+    store.close();
+  }
 });

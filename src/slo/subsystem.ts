@@ -14,6 +14,7 @@ import { publicReport, SloEngine, label, type Report, type SloDefinition } from 
 import { HOUR_MS, MINUTE_MS, stepAlerts } from './math.js';
 import { bucketFor, latencyBounds, MinuteAggregator } from './recorder.js';
 import { KEYS, SloRepo } from './repo.js';
+import { SlidingSums } from './sums.js';
 import { floorTo } from './windows.js';
 
 /** Is a finished request bad for an SLO's availability? Connection failures and timeouts always are. */
@@ -59,6 +60,8 @@ export class SloSubsystem implements Subsystem {
   #bounds = new Map<string, number[]>();
   #pending = new Set<Promise<void>>();
   #last: Report | undefined;
+  readonly #sums: SlidingSums;
+  #lastFlush = -Infinity;
   #running = false;
   readonly #gauges: { sli: Gauge; budget: Gauge; burn: Gauge; firing: Gauge };
 
@@ -66,7 +69,9 @@ export class SloSubsystem implements Subsystem {
     this.#deps = deps;
     this.#config = deps.config;
     this.#repo = new SloRepo(deps.store);
-    this.#engine = new SloEngine(this.#repo, deps.config);
+    // Buckets before the minute of the last flush get no more writes: their sums slide with the window.
+    this.#sums = new SlidingSums(this.#repo, () => floorTo(this.#lastFlush, MINUTE_MS));
+    this.#engine = new SloEngine(this.#repo, deps.config, this.#sums);
     const gauge = (name: string, help: string, labelNames: string[]): Gauge =>
       (deps.metrics.getSingleMetric(name) as Gauge | undefined) ?? new Gauge({ name, help, labelNames, registers: [deps.metrics] });
     this.#gauges = {
@@ -141,8 +146,10 @@ export class SloSubsystem implements Subsystem {
 
   /** Writes every observation so far to the store. */
   flush(): void {
-    const d = this.#agg.drain(this.#deps.clock.now());
+    const now = this.#deps.clock.now();
+    const d = this.#agg.drain(now);
     this.#repo.write(d.counts, d.latency);
+    this.#lastFlush = now;
   }
 
   /** One evaluation: flush, compute the report, step the alert state machines, update metrics. */
@@ -151,6 +158,7 @@ export class SloSubsystem implements Subsystem {
     this.flush();
     if (now - this.#lastCompaction >= HOUR_MS) {
       this.#repo.compact(now);
+      this.#sums.invalidate();
       this.#lastCompaction = now;
     }
     const report = this.#engine.report(now);
@@ -271,6 +279,7 @@ export class SloSubsystem implements Subsystem {
   async reload(config: BulwarkConfig): Promise<void> {
     this.#config = config;
     this.#engine.setConfig(config);
+    this.#sums.invalidate();
     this.#computeBounds();
   }
 
