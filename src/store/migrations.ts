@@ -128,4 +128,12 @@ export const MIGRATIONS: readonly Migration[] = [
       );
     `,
   },
+  {
+    id: 50,
+    name: 'backup plans: run details (verification rotation, drill rate) and a lookup index by kind',
+    sql: `
+      ALTER TABLE backup_runs ADD COLUMN data TEXT;
+      CREATE INDEX backup_runs_kind ON backup_runs(plan, target, kind, finished_at);
+    `,
+  },
 ];
