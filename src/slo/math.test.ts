@@ -151,7 +151,14 @@ test('the fast tier suppresses duplicate slower alerts; firing tiers resolve whe
   // Only the ticket condition: the ticket fires.
   s = stepAlerts(results([false, false, true]), s.firing);
   assert.deepEqual([...s.firing], [2]);
-  // A firing slower tier stays firing (no flapping) when a faster one starts.
+  // A page condition while a ticket is open: the page fires (escalation), the ticket stays open.
   s = stepAlerts(results([true, false, true]), s.firing);
+  assert.deepEqual(s.transitions.map((t) => [t.index, t.state]), [[0, 'firing']]);
   assert.deepEqual([...s.firing].sort(), [0, 2]);
+  // A slow burn that already paged (6h tier) does not page again when it speeds up (1h tier).
+  s = stepAlerts(results([false, true, false]), new Set());
+  assert.deepEqual(s.transitions.map((t) => [t.index, t.state]), [[1, 'firing']]);
+  s = stepAlerts(results([true, true, false]), s.firing);
+  assert.deepEqual(s.transitions, []);
+  assert.deepEqual([...s.firing], [1]);
 });

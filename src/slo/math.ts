@@ -169,12 +169,15 @@ const RANK: Record<Severity, number> = { page: 2, ticket: 1 };
 export type AlertTransition = { index: number; state: 'firing' | 'resolved'; result: TierResult };
 
 /**
- * Alert state machine step. A tier that is firing resolves when its condition clears. A tier
- * that is not firing starts firing when its condition holds, unless a faster tier (shorter long
- * window) of equal or higher severity is firing, or resolved less than this tier's short window
- * ago: the fast tier suppresses duplicate slower alerts (the slower tier's short window still
- * holds the errors of the incident the fast tier paged for; if the burn goes on past that, the
- * slower tier fires). Returns the transitions and the new set of firing tier indexes.
+ * Alert state machine step: one notification per incident and severity.
+ * - A tier that is firing resolves when its condition clears.
+ * - A tier that is not firing starts firing when its condition holds, unless it duplicates an
+ *   alert: another tier of equal or higher severity is firing, or a faster tier of equal or
+ *   higher severity resolved less than this tier's short window ago (the slower tier's short
+ *   window still holds the errors of the incident the fast tier paged for; if the burn goes on
+ *   past that, the slower tier fires). So the fast tier suppresses duplicate slower alerts, and a
+ *   slow burn that already paged does not page again when it speeds up.
+ * Returns the transitions and the new set of firing tier indexes.
  */
 export function stepAlerts(
   results: readonly TierResult[],
@@ -191,9 +194,10 @@ export function stepAlerts(
     if (firing.has(r.index) || !r.condition) continue;
     const suppressed = order.some(
       (o) =>
-        o.tier.long_ms < r.tier.long_ms &&
+        o.index !== r.index &&
         RANK[o.tier.severity] >= RANK[r.tier.severity] &&
-        (next.has(o.index) || (resolvedAt.get(o.index) ?? -Infinity) > now - r.tier.short_ms || transitions.some((t) => t.index === o.index && t.state === 'resolved')),
+        (next.has(o.index) ||
+          (o.tier.long_ms < r.tier.long_ms && ((resolvedAt.get(o.index) ?? -Infinity) > now - r.tier.short_ms || transitions.some((t) => t.index === o.index && t.state === 'resolved')))),
     );
     if (suppressed) continue;
     next.add(r.index);

@@ -12,6 +12,9 @@ import { EventBus, type BulwarkEvents } from '../core/events.js';
 import { silentLogger } from '../core/logger.js';
 import { SqliteStore } from '../store/sqlite.js';
 import { MINUTE_MS } from './math.js';
+import { DAY_MS } from './nines.js';
+import type { CountRow } from './recorder.js';
+import { KEYS, SloRepo } from './repo.js';
 import { createSlo, isBad, type SloSubsystem, type WebhookPayload } from './subsystem.js';
 
 function config(yaml: string): BulwarkConfig {
@@ -39,12 +42,13 @@ interface Harness {
   close(): Promise<void>;
 }
 
-async function harness(yaml: string, start = Date.UTC(2026, 0, 1)): Promise<Harness> {
+async function harness(yaml: string, start = Date.UTC(2026, 0, 1), seed?: (store: SqliteStore) => void): Promise<Harness> {
   const clock = new FakeClock(start);
   const events = new EventBus((e, err) => {
     throw new Error(`listener of ${e} failed: ${String(err)}`);
   });
   const store = SqliteStore.open(':memory:');
+  seed?.(store);
   const metrics = new Registry();
   const slo = createSlo({ config: config(yaml), events, logger: silentLogger(), clock, metrics, store });
   assert.ok(slo);
@@ -94,27 +98,37 @@ async function webhookServer(): Promise<{ url: string; received: WebhookPayload[
 
 test('availability: 100% errors fire the fast page within the detection time plus one evaluation, once, and it resolves after recovery; the webhook receives both', async () => {
   const hook = await webhookServer();
+  const start = Date.UTC(2026, 0, 10);
+  // Three days of history at 2 requests a second, as a previous run of the daemon recorded them.
+  const seed = (store: SqliteStore): void => {
+    const rows: CountRow[] = [];
+    for (let m = start - 3 * DAY_MS; m < start; m += MINUTE_MS) {
+      rows.push({ key: KEYS.availability('web-availability'), bucket_start: m, good: 120, total: 120 }, { key: KEYS.observed, bucket_start: m, good: MINUTE_MS, total: MINUTE_MS });
+    }
+    new SloRepo(store).write(rows, []);
+  };
   const h = await harness(`${SERVICE}
 slos:
   web-availability: { service: web, objective: 99.9%, window: 30d, alerts: { webhook: '${hook.url}' } }
-`);
+`, start, seed);
   try {
-    h.traffic(3600, 10, 0); // an hour of clean traffic
+    h.traffic(10 * 60 + 17, 2, 0); // ten minutes of clean traffic (the fault starts 17 s into a minute)
     assert.equal(h.alerts.length, 0, 'no alert on clean traffic');
     const faultAt = h.clock.now();
-    h.traffic(300, 10, 1); // five minutes of 100% errors
+    h.traffic(300, 2, 1); // five minutes of 100% errors
     const firing = h.alerts.filter((a) => a.state === 'firing');
     assert.equal(firing.length, 1, `one page, the slower tiers suppressed: ${JSON.stringify(h.alerts)}`);
     const page = firing[0] as BulwarkEvents['slo.alert'];
     assert.equal(page.severity, 'page');
     assert.equal(page.window, '1h/5m');
     // Workbook detection time for 100% errors: 0.001 x 14.4 x 1h = 51.84 s of errors in the hour
-    // (the hour also holds the clean traffic, so exactly that), plus at most one minute until the
-    // next evaluation.
+    // (the hour holds 7,200 requests), plus at most one minute until the next evaluation. (The
+    // 6h tier needs 129.6 s and the 3d ticket 259.2 s: the fast page fires, the others are
+    // suppressed.)
     const detection = page.at - faultAt;
     assert.ok(detection >= 51_840 && detection <= 51_840 + MINUTE_MS, `fired ${detection} ms after the fault`);
     const recoverAt = h.clock.now();
-    h.traffic(40 * 60, 10, 0); // recovery, then 40 minutes of clean traffic
+    h.traffic(40 * 60, 2, 0); // recovery, then 40 minutes of clean traffic
     const resolved = h.alerts.filter((a) => a.state === 'resolved');
     assert.equal(resolved.length, 1, JSON.stringify(h.alerts));
     assert.ok((resolved[0] as BulwarkEvents['slo.alert']).at - recoverAt <= 6 * MINUTE_MS, 'resolves once the 5m window is clean');
@@ -133,7 +147,7 @@ slos:
     // The report counts the 3000 errors against the budget.
     const r = h.slo.report().slos[0];
     assert.ok(r);
-    assert.equal(r.total - r.good, 3000);
+    assert.equal(r.total - r.good, 600);
     const metrics = await h.metrics.metrics();
     assert.match(metrics, /bulwark_slo_error_budget_remaining_ratio\{slo="web-availability"\} /);
     assert.match(metrics, /bulwark_slo_burn_rate\{slo="web-availability",window="1h"\} /);
@@ -291,4 +305,41 @@ slos:
   } finally {
     await h.close();
   }
+});
+
+test('an alert firing when Bulwark stops resolves after a restart; a webhook that cannot be delivered is recorded as failed', async () => {
+  const port = await (async () => {
+    const srv = createServer();
+    await new Promise<void>((r) => srv.listen(0, '127.0.0.1', () => r()));
+    const p = (srv.address() as AddressInfo).port;
+    await new Promise((r) => srv.close(r));
+    return p;
+  })();
+  const yaml = `${SERVICE}
+slos:
+  web-availability: { service: web, objective: 99.9%, window: 30d, alerts: { webhook: 'http://127.0.0.1:${port}/gone' } }
+`;
+  const h = await harness(yaml);
+  h.traffic(600, 10, 0);
+  h.traffic(120, 10, 1);
+  assert.equal(h.alerts.filter((a) => a.state === 'firing').length, 1);
+  await h.slo.settled();
+  const row = h.store.get<{ id: number; webhook_fired: string; resolved_at: number | null }>('SELECT * FROM slo_alerts');
+  assert.match(row?.webhook_fired ?? '', /^failed: /);
+  assert.equal(row?.resolved_at, null);
+  await h.slo.stop();
+  h.clock.advance(2 * MINUTE_MS);
+  const again = createSlo({ config: config(yaml), events: h.events, logger: silentLogger(), clock: h.clock, metrics: h.metrics, store: h.store });
+  assert.ok(again);
+  await again.start();
+  h.traffic(10 * 60, 10, 0);
+  await again.settled();
+  assert.deepEqual(h.alerts.map((a) => a.state), ['firing', 'resolved'], 'the restarted daemon resolves the open alert instead of paging again');
+  const after = h.store.all<{ id: number; resolved_at: number | null; webhook_resolved: string }>('SELECT * FROM slo_alerts');
+  assert.equal(after.length, 1);
+  assert.equal(after[0]?.id, row?.id);
+  assert.ok(after[0]?.resolved_at);
+  assert.match(after[0]?.webhook_resolved ?? '', /^failed: /);
+  await again.stop();
+  h.store.close();
 });
