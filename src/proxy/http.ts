@@ -1,10 +1,12 @@
-// Owns the HTTP side of one service: a node:http server in front, a keep-alive http.Agent per
-// backend behind, streaming both ways. Retries go to a different backend when the connection
-// fails, resets or times out before any response byte: always when the request was never sent,
-// otherwise only for idempotent methods whose body was not consumed. Adds X-Forwarded-*.
-import { Agent, createServer, request, type ClientRequest, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
-import type { Socket } from 'node:net';
+// Owns the HTTP side of one service: a node:http server in front, an undici keep-alive Pool per
+// backend behind (dispatch API: no per-request streams or header objects), streaming both ways.
+// Retries go to a different backend when the connection fails, resets or times out before any
+// response byte: always when the request was never sent, otherwise only for idempotent methods
+// whose body was not consumed. Adds X-Forwarded-*.
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { performance } from 'node:perf_hooks';
+import { Readable } from 'node:stream';
+import { Pool as UndiciPool } from 'undici';
 import type { Backend, Pool } from './pool.js';
 
 /** What an exchange reports back to the service (metrics, events, outlier detection). */
@@ -24,15 +26,57 @@ export interface HttpTimeouts {
 }
 
 const IDEMPOTENT = new Set(['GET', 'HEAD', 'OPTIONS', 'PUT', 'DELETE', 'TRACE']);
-/** Request headers not forwarded (hop-by-hop, plus the ones we rewrite). */
-const DROP_REQ = new Set(['connection', 'keep-alive', 'proxy-connection', 'te', 'upgrade', 'trailer', 'x-forwarded-proto', 'x-forwarded-host']);
+/** Request headers not forwarded (hop-by-hop, ones undici sets itself, and the ones we rewrite). */
+const DROP_REQ = new Set(['connection', 'keep-alive', 'proxy-connection', 'te', 'upgrade', 'trailer', 'transfer-encoding', 'expect', 'x-forwarded-proto', 'x-forwarded-host']);
 const DROP_RES = new Set(['connection', 'keep-alive', 'proxy-connection', 'transfer-encoding', 'upgrade', 'trailer']);
+/** Errors that mean no byte of the request reached the backend. */
+const NEVER_SENT = new Set(['ECONNREFUSED', 'UND_ERR_CONNECT_TIMEOUT', 'EHOSTUNREACH', 'ENETUNREACH', 'EADDRNOTAVAIL', 'ENOTFOUND', 'EAI_AGAIN']);
+/** Readable names for undici's error codes (they end up in outlier reasons and logs). */
+const CODE_NAMES: Record<string, string> = {
+  UND_ERR_CONNECT_TIMEOUT: 'ECONNECTTIMEOUT',
+  UND_ERR_HEADERS_TIMEOUT: 'ERESPONSETIMEOUT',
+  UND_ERR_BODY_TIMEOUT: 'EIDLETIMEOUT',
+  UND_ERR_SOCKET: 'ECONNRESET',
+};
 
-export function backendAgent(): Agent {
-  return new Agent({ keepAlive: true, keepAliveMsecs: 1000, maxSockets: Infinity, maxFreeSockets: 512, scheduling: 'lifo', timeout: 0 });
+/** The keep-alive connection pool to one backend. */
+export function backendPool(b: { host: string; port: number }, t: HttpTimeouts): UndiciPool {
+  return new UndiciPool(`http://${b.host.includes(':') ? `[${b.host}]` : b.host}:${b.port}`, {
+    connections: null,
+    pipelining: 1,
+    connectTimeout: t.connect,
+    headersTimeout: t.response,
+    bodyTimeout: t.idle,
+    keepAliveTimeout: 4000,
+  });
 }
 
-/** One client request and its attempts. */
+/** A request body that starts reading the client's body only when undici writes it to a connected socket. */
+class BodyFeed extends Readable {
+  readonly #ex: Exchange;
+  #started = false;
+
+  constructor(ex: Exchange) {
+    super();
+    this.#ex = ex;
+  }
+
+  override _read(): void {
+    const req = this.#ex.req;
+    if (!this.#started) {
+      this.#started = true;
+      this.#ex.bodyStarted = true;
+      req.on('data', (d: Buffer) => {
+        if (!this.push(d)) req.pause();
+      });
+      req.once('end', () => this.push(null));
+      req.once('error', (err) => this.destroy(err));
+    }
+    req.resume();
+  }
+}
+
+/** One client request and its attempts; also the undici dispatch handler of the current attempt. */
 class Exchange {
   readonly svc: HttpService;
   readonly req: IncomingMessage;
@@ -44,22 +88,24 @@ class Exchange {
   tried = 0;
   attempts = 0;
   backend: Backend | undefined;
-  upReq: ClientRequest | undefined;
-  /** The current attempt's socket finished connecting (bytes may have been sent). */
+  /** Bumped per attempt so callbacks of an abandoned attempt are ignored. */
+  attempt = 0;
+  abort: ((err?: Error) => void) | undefined;
+  /** The current attempt reached a connected socket (bytes may have been sent). */
   sent = false;
   bodyStarted = false;
   responded = false;
   done = false;
-  timedOut = false;
   lastError = '';
+  lastCode = '';
+  resume: (() => void) | undefined;
 
   constructor(svc: HttpService, req: IncomingMessage, res: ServerResponse) {
     this.svc = svc;
     this.req = req;
     this.res = res;
     this.start = performance.now();
-    const method = req.method ?? 'GET';
-    this.idempotent = IDEMPOTENT.has(method);
+    this.idempotent = IDEMPOTENT.has(req.method ?? 'GET');
     const h = req.headers;
     this.hasBody = (h['content-length'] !== undefined && h['content-length'] !== '0') || h['transfer-encoding'] !== undefined;
     // Forwarded headers: the raw list minus hop-by-hop ones, plus X-Forwarded-*.
@@ -68,7 +114,7 @@ class Exchange {
     let xff: string | undefined;
     for (let i = 0; i < raw.length; i += 2) {
       const k = raw[i] as string;
-      const lk = k.length < 20 ? k.toLowerCase() : k.toLowerCase();
+      const lk = k.toLowerCase();
       if (DROP_REQ.has(lk)) continue;
       if (lk === 'x-forwarded-for') {
         xff = xff === undefined ? (raw[i + 1] as string) : `${xff}, ${raw[i + 1] as string}`;
@@ -85,129 +131,91 @@ class Exchange {
     });
   }
 
-  attempt(): void {
+  next(): void {
     const svc = this.svc;
-    const now = svc.hooks.now();
-    const b = svc.pool.pick(now, this.tried);
+    const b = svc.pool.pick(svc.hooks.now(), this.tried);
     if (!b) {
-      this.#fail(this.attempts === 0 ? 503 : this.timedOut ? 504 : 502, this.attempts === 0 ? 'no healthy backend' : this.lastError);
+      this.#fail(this.attempts === 0 ? 503 : this.lastCode === 'ERESPONSETIMEOUT' ? 504 : 502, this.attempts === 0 ? 'no healthy backend' : this.lastError);
       return;
     }
     this.attempts++;
+    this.attempt++;
     if (b.index < 31) this.tried |= 1 << b.index;
     this.backend = b;
     this.sent = false;
-    this.timedOut = false;
+    this.abort = undefined;
     b.inFlight++;
     b.requests++;
-    const up = request({
-      host: b.host,
-      port: b.port,
-      method: this.req.method,
-      path: this.req.url,
-      headers: this.headers as unknown as Record<string, string>,
-      agent: b.io as Agent,
-      setHost: false,
-    });
-    this.upReq = up;
-    up.setTimeout(svc.timeouts.connect);
-    up.on('socket', (s: Socket) => {
-      if (s.connecting) {
-        s.once('connect', () => {
-          if (this.upReq !== up) return;
-          this.sent = true;
-          up.setTimeout(svc.timeouts.response);
-          this.#sendBody(up);
-        });
-      } else {
-        this.sent = true;
-        up.setTimeout(svc.timeouts.response);
-        this.#sendBody(up);
-      }
-    });
-    up.on('timeout', () => {
-      this.timedOut = true;
-      up.destroy(Object.assign(new Error(this.sent ? `no response within ${svc.timeouts.response} ms` : `connect timeout after ${svc.timeouts.connect} ms`), { code: this.sent ? 'ERESPONSETIMEOUT' : 'ECONNECTTIMEOUT' }));
-    });
-    up.on('response', (ur: IncomingMessage) => this.#onResponse(up, b, ur));
-    up.on('error', (err: NodeJS.ErrnoException) => this.#onError(up, b, err));
-    if (!this.hasBody) up.end();
+    (b.io as UndiciPool).dispatch(
+      { method: (this.req.method ?? 'GET') as 'GET', path: this.req.url ?? '/', headers: this.headers, body: this.hasBody && !this.bodyStarted ? new BodyFeed(this) : null },
+      new AttemptHandler(this, b, this.attempt),
+    );
   }
 
-  #sendBody(up: ClientRequest): void {
-    if (!this.hasBody || this.bodyStarted) return;
-    this.bodyStarted = true;
-    this.req.pipe(up);
+  onConnect(attempt: number, abort: (err?: Error) => void): void {
+    if (attempt !== this.attempt) return;
+    this.sent = true;
+    this.abort = abort;
+    if (this.done) abort();
   }
 
-  #onResponse(up: ClientRequest, b: Backend, ur: IncomingMessage): void {
-    if (this.upReq !== up || this.done) {
-      ur.resume();
-      return;
-    }
+  onHeaders(attempt: number, b: Backend, status: number, raw: Buffer[], resume: () => void, statusText: string): boolean {
+    if (attempt !== this.attempt || this.done) return true;
+    if (status < 200 && status !== 101) return true; // 1xx informational: wait for the final status
     this.responded = true;
-    const status = ur.statusCode ?? 502;
-    const res = this.res;
-    const raw = ur.rawHeaders;
     const out: string[] = [];
     for (let i = 0; i < raw.length; i += 2) {
-      const k = raw[i] as string;
+      const k = (raw[i] as Buffer).toString('latin1');
       if (DROP_RES.has(k.toLowerCase())) continue;
-      out.push(k, raw[i + 1] as string);
+      out.push(k, (raw[i + 1] as Buffer).toString('latin1'));
     }
-    up.setTimeout(this.svc.timeouts.idle);
-    res.writeHead(status, ur.statusMessage, out);
+    const res = this.res;
+    res.writeHead(status, statusText, out);
     if (status >= 500 && this.svc.count5xx) this.svc.hooks.failed(b, `http ${status}`);
     else this.svc.hooks.succeeded(b);
-    ur.pipe(res);
-    ur.once('end', () => {
-      if (this.upReq === up) this.#finish(b, status, status < 500);
-    });
-    ur.once('error', () => {
-      if (this.upReq === up && !this.done) {
-        this.#release(b);
-        this.done = true;
-        this.svc.hooks.finished(b, status, false, performance.now() - this.start);
-        res.destroy();
-      }
-    });
+    this.resume = resume;
+    return true;
   }
 
-  #onError(up: ClientRequest, b: Backend, err: NodeJS.ErrnoException): void {
-    if (this.upReq !== up || this.done) return;
-    const code = err.code ?? 'EUNKNOWN';
-    this.lastError = `${b.name}: ${err.message || code}`;
+  onData(attempt: number, chunk: Buffer): boolean {
+    if (attempt !== this.attempt || this.done) return true;
+    const ok = this.res.write(chunk);
+    if (!ok) this.res.once('drain', this.resume as () => void);
+    return ok;
+  }
+
+  onComplete(attempt: number, b: Backend): void {
+    if (attempt !== this.attempt || this.done) return;
+    this.done = true;
+    b.inFlight--;
+    const status = this.res.statusCode;
+    this.res.end();
+    this.svc.hooks.finished(b, status, status < 500, performance.now() - this.start);
+  }
+
+  onError(attempt: number, b: Backend, err: Error & { code?: string }): void {
+    if (attempt !== this.attempt || this.done) return;
+    b.inFlight--;
+    const raw = err.code ?? 'EUNKNOWN';
+    const code = CODE_NAMES[raw] ?? raw;
+    this.lastCode = code;
+    this.lastError = `${b.name}: ${code}${err.message ? ` (${err.message})` : ''}`;
+    this.svc.hooks.failed(b, code);
     if (this.responded) {
       // Mid-body failure: the client already has a status line; cut its connection.
-      this.#release(b);
       this.done = true;
-      this.svc.hooks.failed(b, code);
       this.svc.hooks.finished(b, this.res.statusCode, false, performance.now() - this.start);
       this.res.destroy();
       return;
     }
-    this.#release(b);
-    this.svc.hooks.failed(b, code);
-    if (this.bodyStarted) this.req.unpipe(up);
-    const neverSent = !this.sent && !this.bodyStarted;
+    const neverSent = (!this.sent || NEVER_SENT.has(raw)) && !this.bodyStarted;
     const retryable = neverSent || (this.idempotent && !this.bodyStarted);
     if (retryable && this.attempts <= this.svc.retries) {
       b.retries++;
-      this.attempt();
+      this.next();
       return;
     }
-    this.#fail(this.timedOut ? 504 : 502, this.lastError);
-  }
-
-  #release(b: Backend): void {
-    b.inFlight--;
-  }
-
-  #finish(b: Backend, status: number, ok: boolean): void {
-    if (this.done) return;
-    this.done = true;
-    this.#release(b);
-    this.svc.hooks.finished(b, status, ok, performance.now() - this.start);
+    this.#fail(code === 'ERESPONSETIMEOUT' ? 504 : 502, this.lastError);
   }
 
   #fail(status: number, message: string): void {
@@ -227,11 +235,44 @@ class Exchange {
   #clientGone(): void {
     this.done = true;
     const b = this.backend;
-    if (this.upReq && b) {
-      this.upReq.destroy();
+    if (b) {
+      this.abort?.();
       b.inFlight--;
       this.svc.hooks.finished(b, 499, true, performance.now() - this.start);
     }
+  }
+}
+
+/** The undici handler of one attempt (a small object; the state lives in the Exchange). */
+class AttemptHandler {
+  readonly #ex: Exchange;
+  readonly #b: Backend;
+  readonly #n: number;
+
+  constructor(ex: Exchange, b: Backend, n: number) {
+    this.#ex = ex;
+    this.#b = b;
+    this.#n = n;
+  }
+
+  onConnect(abort: (err?: Error) => void): void {
+    this.#ex.onConnect(this.#n, abort);
+  }
+
+  onHeaders(status: number, headers: Buffer[], resume: () => void, statusText: string): boolean {
+    return this.#ex.onHeaders(this.#n, this.#b, status, headers, resume, statusText);
+  }
+
+  onData(chunk: Buffer): boolean {
+    return this.#ex.onData(this.#n, chunk);
+  }
+
+  onComplete(): void {
+    this.#ex.onComplete(this.#n, this.#b);
+  }
+
+  onError(err: Error): void {
+    this.#ex.onError(this.#n, this.#b, err);
   }
 }
 
@@ -254,7 +295,7 @@ export class HttpService {
 
   /** A new server that routes to this service (listen() is the caller's; reload may open a second one). */
   server(): Server {
-    const server = createServer({ keepAlive: true }, (req, res) => new Exchange(this, req, res).attempt());
+    const server = createServer({ keepAlive: true }, (req, res) => new Exchange(this, req, res).next());
     server.keepAliveTimeout = this.timeouts.idle;
     server.headersTimeout = Math.max(this.timeouts.idle + 1000, 60_000);
     server.requestTimeout = 0;

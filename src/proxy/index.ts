@@ -6,13 +6,13 @@
 // backend state; removed backends drain.
 import type { Server } from 'node:http';
 import type { AddressInfo, Server as NetServer } from 'node:net';
-import type { Agent } from 'node:http';
+import type { Pool as UndiciPool } from 'undici';
 import type { Timer } from '../core/clock.js';
 import { parseHostPort } from '../core/config/types.js';
 import type { BulwarkConfig, DatabaseConfig, ServiceConfig } from '../core/config/schema.js';
 import { BulwarkError } from '../core/errors.js';
 import type { Subsystem, SubsystemDeps } from '../core/subsystem.js';
-import { backendAgent, HttpService, type HttpHooks } from './http.js';
+import { backendPool, HttpService, type HttpHooks } from './http.js';
 import { Backend, Pool, type PoolOptions } from './pool.js';
 import { EventHistogram, registerProxyMetrics } from './stats.js';
 import { DbListener, TcpService, type TcpHooks } from './tcp.js';
@@ -284,7 +284,7 @@ export class Proxy implements Subsystem {
   #newBackend(rt: { cfg: ServiceConfig }, bc: ServiceConfig['backends'][number]): Backend {
     const hp = parseHostPort(bc.address) as { host: string; port: number };
     const b = new Backend(bc.name, bc.address, hp.host, hp.port, bc.weight, bc.standby, this.#deps.clock.now());
-    if (rt.cfg.protocol === 'http') b.io = backendAgent();
+    if (rt.cfg.protocol === 'http') b.io = backendPool(b, timeoutsOf(rt.cfg));
     return b;
   }
 
@@ -321,6 +321,7 @@ export class Proxy implements Subsystem {
 
   async #updateService(rt: ServiceRt, cfg: ServiceConfig): Promise<void> {
     const old = rt.cfg;
+    const timeoutsChanged = JSON.stringify(timeoutsOf(old)) !== JSON.stringify(timeoutsOf(cfg));
     rt.cfg = cfg;
     rt.pool.options = poolOptions(cfg);
     if (rt.http) {
@@ -342,16 +343,18 @@ export class Proxy implements Subsystem {
       }
       b.weight = bc.weight;
       b.standby = bc.standby;
-      if (bc.address !== b.address) {
+      const moved = bc.address !== b.address;
+      if (moved) {
         const hp = parseHostPort(bc.address) as { host: string; port: number };
-        const oldAgent = b.io as Agent | undefined;
         b.address = bc.address;
         b.host = hp.host;
         b.port = hp.port;
-        if (rt.http) {
-          b.io = backendAgent();
-          this.#later(cfg.drain_timeout, () => oldAgent?.destroy());
-        }
+      }
+      if (rt.http && (moved || timeoutsChanged)) {
+        // A new connection pool; the old one finishes its requests in flight, then closes.
+        const oldPool = b.io as UndiciPool | undefined;
+        b.io = backendPool(b, timeoutsOf(cfg));
+        void oldPool?.close().catch(() => undefined);
       }
     }
     for (const bc of cfg.backends) if (!rt.pool.find(bc.name)) rt.pool.add(this.#newBackend(rt, bc));
@@ -378,7 +381,7 @@ export class Proxy implements Subsystem {
       }
       this.#draining.delete(entry);
       rt.pool.remove(b);
-      if (rt.http) (b.io as Agent | undefined)?.destroy();
+      if (rt.http) void (b.io as UndiciPool | undefined)?.destroy().catch(() => undefined);
       else rt.tcp?.closeAll(b);
     };
     check();
@@ -390,7 +393,7 @@ export class Proxy implements Subsystem {
     while (Date.now() < deadline && rt.pool.backends.some((b) => b.inFlight > 0)) await new Promise((r) => setTimeout(r, 20));
     (rt.server as Server).closeAllConnections?.();
     for (const b of rt.pool.backends) {
-      if (rt.http) (b.io as Agent | undefined)?.destroy();
+      if (rt.http) void (b.io as UndiciPool | undefined)?.destroy().catch(() => undefined);
       else rt.tcp?.closeAll(b);
     }
     await closed;

@@ -1,0 +1,261 @@
+#!/usr/bin/env node
+// Bench: the same wrk load against (1) a backend directly, (2) through Bulwark's proxy (the real
+// `bulwark up` process), (3) through HAProxy with an equivalent single-thread config; prints
+// requests/s, p50/p99 latency and errors of each and the Bulwark/HAProxy ratio. Then the
+// kill-a-backend scenario through both: three backends, SIGKILL one mid-load, count the
+// client-visible errors. Everything on 127.0.0.1, bounded in time (about a minute).
+//
+// Usage: npm run build && node bench/proxy.mjs [--duration 8] [--connections 50]
+import { spawn, spawnSync } from 'node:child_process';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { createServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+const ROOT = fileURLToPath(new URL('../', import.meta.url));
+const BIN = join(ROOT, 'bin/bulwark.js');
+const args = process.argv.slice(2);
+const opt = (name, def) => {
+  const i = args.indexOf(`--${name}`);
+  return i >= 0 ? Number(args[i + 1]) : def;
+};
+const DURATION = opt('duration', 8);
+const CONNS = opt('connections', 50);
+const KILL_DURATION = 8;
+
+for (const tool of ['wrk', 'haproxy']) {
+  if (spawnSync('sh', ['-c', `command -v ${tool}`]).status !== 0) {
+    console.error(`bench/proxy.mjs needs ${tool} (apt-get install ${tool})`);
+    process.exit(1);
+  }
+}
+
+const dir = mkdtempSync(join(tmpdir(), 'bulwark-bench-proxy-'));
+const children = new Set();
+const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+
+function freePort() {
+  return new Promise((resolve, reject) => {
+    const s = createServer();
+    s.once('error', reject);
+    s.listen(0, '127.0.0.1', () => {
+      const p = s.address().port;
+      s.close(() => resolve(p));
+    });
+  });
+}
+
+const BACKEND = `
+const http = require('node:http');
+const srv = http.createServer((req, res) => {
+  if (req.url === '/health') { res.end('ok'); return; }
+  res.writeHead(200, { 'content-type': 'text/plain', 'content-length': '12' });
+  res.end('hello world\\n');
+});
+srv.keepAliveTimeout = 65000;
+srv.listen(Number(process.argv[1]), '127.0.0.1', () => process.stdout.write('ready\\n'));
+`;
+
+function start(cmd, argv, readyText, opts = {}) {
+  const child = spawn(cmd, argv, { stdio: ['ignore', 'pipe', 'pipe'], ...opts });
+  children.add(child);
+  child.on('exit', () => children.delete(child));
+  let out = '';
+  child.stdout.on('data', (d) => (out += d));
+  child.stderr.on('data', (d) => (out += d));
+  return new Promise((resolve, reject) => {
+    const t = setTimeout(() => reject(new Error(`${cmd} did not start: ${out}`)), 15000);
+    const check = () => {
+      if (readyText === undefined || out.includes(readyText)) {
+        clearTimeout(t);
+        resolve(child);
+      }
+    };
+    child.stdout.on('data', check);
+    child.stderr.on('data', check);
+    child.once('exit', (code) => {
+      clearTimeout(t);
+      reject(new Error(`${cmd} exited ${code}: ${out}`));
+    });
+    if (readyText === undefined) check();
+  });
+}
+
+async function waitHttp(port, tries = 200) {
+  for (let i = 0; i < tries; i++) {
+    try {
+      const r = await fetch(`http://127.0.0.1:${port}/`);
+      await r.text();
+      if (r.status === 200) return;
+    } catch {
+      // not yet
+    }
+    await sleep(50);
+  }
+  throw new Error(`nothing answers 200 on ${port}`);
+}
+
+async function backend(port) {
+  return start(process.execPath, ['-e', BACKEND, String(port)], 'ready');
+}
+
+function stop(child) {
+  return new Promise((resolve) => {
+    if (!child || child.exitCode !== null || child.signalCode !== null) return resolve();
+    child.once('exit', () => resolve());
+    child.kill('SIGTERM');
+    setTimeout(() => child.kill('SIGKILL'), 3000).unref();
+  });
+}
+
+function toMs(s) {
+  const m = /^([\d.]+)(us|ms|s)$/.exec(s);
+  if (!m) return NaN;
+  const v = Number(m[1]);
+  return m[2] === 'us' ? v / 1000 : m[2] === 's' ? v * 1000 : v;
+}
+
+function wrk(port, seconds, onStart) {
+  return new Promise((resolve, reject) => {
+    const child = spawn('wrk', ['-t1', `-c${CONNS}`, `-d${seconds}s`, '--latency', '--timeout', '5s', `http://127.0.0.1:${port}/`], { stdio: ['ignore', 'pipe', 'pipe'] });
+    let out = '';
+    child.stdout.on('data', (d) => (out += d));
+    child.stderr.on('data', (d) => (out += d));
+    onStart?.();
+    child.on('error', reject);
+    child.on('exit', () => {
+      const rps = Number(/Requests\/sec:\s+([\d.]+)/.exec(out)?.[1] ?? NaN);
+      const p50 = toMs(/\s50%\s+(\S+)/.exec(out)?.[1] ?? '');
+      const p99 = toMs(/\s99%\s+(\S+)/.exec(out)?.[1] ?? '');
+      const total = Number(/(\d+) requests in/.exec(out)?.[1] ?? 0);
+      const non2xx = Number(/Non-2xx or 3xx responses:\s+(\d+)/.exec(out)?.[1] ?? 0);
+      const sock = /Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)/.exec(out);
+      const socketErrors = sock ? sock.slice(1).reduce((a, b) => a + Number(b), 0) : 0;
+      resolve({ rps, p50, p99, total, errors: non2xx + socketErrors, non2xx, socketErrors, raw: out });
+    });
+  });
+}
+
+function bulwarkConfig(listen, apiPort, backends, health) {
+  const lines = [
+    `api: { listen: 127.0.0.1:${apiPort} }`,
+    `state_dir: ${join(dir, `var-${listen}`)}`,
+    `log: { level: warn }`,
+    `services:`,
+    `  web:`,
+    `    listen: 127.0.0.1:${listen}`,
+    `    balance: round-robin`,
+    `    retries: 2`,
+    `    backends:`,
+    ...backends.map((p, i) => `      - { name: b${i + 1}, address: 127.0.0.1:${p} }`),
+  ];
+  if (health) lines.push(`    health: { http: { path: /health }, interval: 1s, timeout: 500ms, rise: 2, fall: 2 }`);
+  const file = join(dir, `bulwark-${listen}.yaml`);
+  writeFileSync(file, `${lines.join('\n')}\n`);
+  return file;
+}
+
+function haproxyConfig(listen, backends, health) {
+  // "Equivalent": one thread, keep-alive to the backends, round-robin; health checks with
+  // HAProxy's defaults (inter 2s, fall 3, rise 2) when health is on. No redispatch: HAProxy's default.
+  const file = join(dir, `haproxy-${listen}.cfg`);
+  writeFileSync(
+    file,
+    `global
+  nbthread 1
+  maxconn 4096
+defaults
+  mode http
+  timeout connect 1s
+  timeout client 60s
+  timeout server 30s
+  option http-keep-alive
+  http-reuse safe
+frontend fe
+  bind 127.0.0.1:${listen}
+  default_backend be
+backend be
+  balance roundrobin
+${health ? '  option httpchk GET /health\n' : ''}${backends.map((p, i) => `  server b${i + 1} 127.0.0.1:${p}${health ? ' check' : ''}`).join('\n')}
+`,
+  );
+  return file;
+}
+
+async function startBulwark(listen, backends, health) {
+  const apiPort = await freePort();
+  const file = bulwarkConfig(listen, apiPort, backends, health);
+  const child = await start(process.execPath, [BIN, 'up', '-c', file], undefined);
+  await waitHttp(listen);
+  return child;
+}
+
+async function startHaproxy(listen, backends, health) {
+  const file = haproxyConfig(listen, backends, health);
+  const child = await start('haproxy', ['-f', file, '-db'], undefined);
+  const died = new Promise((_, reject) => child.once('exit', (code) => reject(new Error(`haproxy exited ${code} (run haproxy -c -f ${file})`))));
+  await Promise.race([waitHttp(listen), died]);
+  return child;
+}
+
+const fmt = (r) => `${r.rps.toFixed(0).padStart(8)} req/s   p50 ${r.p50.toFixed(2).padStart(6)} ms   p99 ${r.p99.toFixed(2).padStart(6)} ms   errors ${r.errors}`;
+
+async function throughput() {
+  const bport = await freePort();
+  const b = await backend(bport);
+  const results = {};
+  try {
+    await waitHttp(bport);
+    results.direct = await wrk(bport, DURATION);
+    const bw = await freePort();
+    const bul = await startBulwark(bw, [bport], false);
+    await wrk(bw, 1); // warm-up (JIT, keep-alive pool)
+    results.bulwark = await wrk(bw, DURATION);
+    await stop(bul);
+    const hp = await freePort();
+    const ha = await startHaproxy(hp, [bport], false);
+    await wrk(hp, 1);
+    results.haproxy = await wrk(hp, DURATION);
+    await stop(ha);
+  } finally {
+    await stop(b);
+  }
+  return results;
+}
+
+async function killScenario(kind) {
+  const ports = [await freePort(), await freePort(), await freePort()];
+  const bs = [];
+  for (const p of ports) bs.push(await backend(p));
+  const lp = await freePort();
+  const proxy = kind === 'bulwark' ? await startBulwark(lp, ports, true) : await startHaproxy(lp, ports, true);
+  try {
+    await sleep(2500); // let health checks see every backend up
+    const r = await wrk(lp, KILL_DURATION, () => {
+      setTimeout(() => bs[1].kill('SIGKILL'), 2000);
+    });
+    return r;
+  } finally {
+    await stop(proxy);
+    for (const b of bs) await stop(b);
+  }
+}
+
+try {
+  console.log(`bench/proxy.mjs: wrk -t1 -c${CONNS} -d${DURATION}s, 12-byte responses, node ${process.version}, HAProxy nbthread 1`);
+  const t = await throughput();
+  console.log('\nthroughput (one backend)');
+  console.log(`  direct   ${fmt(t.direct)}`);
+  console.log(`  bulwark  ${fmt(t.bulwark)}`);
+  console.log(`  haproxy  ${fmt(t.haproxy)}`);
+  console.log(`  ratio bulwark/haproxy: ${(t.bulwark.rps / t.haproxy.rps).toFixed(2)}x requests/s`);
+  console.log(`\nkill one of three backends 2s into a ${KILL_DURATION}s run (health checks on; HAProxy with its defaults)`);
+  const kb = await killScenario('bulwark');
+  console.log(`  bulwark  ${kb.total} requests, client-visible errors ${kb.errors} (non-2xx ${kb.non2xx}, socket ${kb.socketErrors})`);
+  const kh = await killScenario('haproxy');
+  console.log(`  haproxy  ${kh.total} requests, client-visible errors ${kh.errors} (non-2xx ${kh.non2xx}, socket ${kh.socketErrors})`);
+} finally {
+  for (const c of children) c.kill('SIGKILL');
+  rmSync(dir, { recursive: true, force: true });
+}
