@@ -9,6 +9,7 @@ import { stringify } from 'yaml';
 import type { Logger } from '../core/logger.js';
 import { proxyDemoPart } from '../proxy/demo.js';
 import { sloDemoPart } from '../slo/demo.js';
+import { failoverDemoPart } from '../failover/demo.js';
 
 export interface DemoContext {
   /** Scratch directory the demo owns; removed on stop. */
@@ -27,6 +28,7 @@ export interface DemoPart {
 export const DEMO_PARTS: Array<() => DemoPart> = [
   proxyDemoPart,
   sloDemoPart, // after proxy: its SLOs name the demo's web service
+  failoverDemoPart, // a PostgreSQL pair when PostgreSQL 15 is installed
 ];
 
 export interface Demo {
