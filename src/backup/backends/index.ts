@@ -7,9 +7,6 @@ import { BulwarkError } from '../../core/errors.js';
 import type { Backend } from '../backend.js';
 import { LocalBackend } from './local.js';
 import { readFileSync } from 'node:fs';
-import { s3FromUrl } from './s3.js';
-import { sftpFromUrl } from './sftp.js';
-import { vaultFromUrl } from './vault.js';
 
 export type BackendFactory = (url: URL, raw: string) => Backend | Promise<Backend>;
 
@@ -21,9 +18,10 @@ export function registerBackend(scheme: string, factory: BackendFactory): void {
 
 registerBackend('file', (url) => new LocalBackend(fileURLToPath(url)));
 // Remote schemes (3-2-1 plans). From a bare URL, credentials come from the query or the environment.
-registerBackend('sftp', (url) => sftpFromUrl(url, {}, (p) => readFileSync(p)));
-registerBackend('s3', (url) => s3FromUrl(url));
-registerBackend('vault', (url) => vaultFromUrl(url, {}, (p) => readFileSync(p)));
+// Loaded on first use: the AWS SDK and ssh2 would otherwise slow every command's start.
+registerBackend('sftp', async (url) => (await import('./sftp.js')).sftpFromUrl(url, {}, (p) => readFileSync(p)));
+registerBackend('s3', async (url) => (await import('./s3.js')).s3FromUrl(url));
+registerBackend('vault', async (url) => (await import('./vault.js')).vaultFromUrl(url, {}, (p) => readFileSync(p)));
 
 export function knownSchemes(): string[] {
   return [...registry.keys()].sort();

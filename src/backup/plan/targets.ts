@@ -10,9 +10,6 @@ import type { Backend } from '../backend.js';
 import { openBackend } from '../backends/index.js';
 import { RateLimitBackend } from '../backends/ratelimit.js';
 import { RetryBackend } from '../backends/retry.js';
-import { s3FromUrl } from '../backends/s3.js';
-import { sftpFromUrl } from '../backends/sftp.js';
-import { vaultFromUrl } from '../backends/vault.js';
 import { RetainBackend } from './retain.js';
 
 export interface OpenTargetOptions {
@@ -49,7 +46,7 @@ export async function openTargetBackend(plan: string, t: BackupTargetConfig, bas
     }
   }
   if (scheme === 'sftp' && url) {
-    return sftpFromUrl(url, { privateKey: t.key_file ? read(t.key_file) : undefined, hostKeySha256: t.host_key }, read);
+    return (await import('../backends/sftp.js')).sftpFromUrl(url, { privateKey: t.key_file ? read(t.key_file) : undefined, hostKeySha256: t.host_key }, read);
   }
   if (scheme === 's3' && url) {
     const id = readSecret({ file: t.access_key_id_file }, baseDir, `${what}.access_key_id_file`);
@@ -57,10 +54,10 @@ export async function openTargetBackend(plan: string, t: BackupTargetConfig, bas
     if ((id === undefined) !== (secret === undefined)) {
       throw new BulwarkError('BULWARK_CONFIG_INVALID', `${what}: set both access_key_id_file and secret_access_key_file, or neither`);
     }
-    return s3FromUrl(url, { credentials: id !== undefined && secret !== undefined ? { accessKeyId: id, secretAccessKey: secret } : undefined });
+    return (await import('../backends/s3.js')).s3FromUrl(url, { credentials: id !== undefined && secret !== undefined ? { accessKeyId: id, secretAccessKey: secret } : undefined });
   }
   if (scheme === 'vault' && url) {
-    return vaultFromUrl(url, { token: readSecret({ file: t.token_file, env: t.token_env }, baseDir, `${what}.token_file`) }, read);
+    return (await import('../backends/vault.js')).vaultFromUrl(url, { token: readSecret({ file: t.token_file, env: t.token_env }, baseDir, `${what}.token_file`) }, read);
   }
   if (scheme === undefined && !t.repo.startsWith('/')) {
     return openBackend(secretPath(t.repo, baseDir));

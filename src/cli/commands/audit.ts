@@ -1,14 +1,59 @@
-// Owns the `bulwark audit` command.
+// Owns the `bulwark audit` command: every backup plan against 3-2-1-1-0 (copies, media, offsite,
+// immutable, errors) from the plan history in the state store, with what to do about each
+// shortfall; exit 1 on a violation.
+import { existsSync } from 'node:fs';
+import { join, resolve } from 'node:path';
 import type { Command } from 'commander';
-import { notBuilt } from '../output.js';
+import { auditInputs } from '../../audit/inputs.js';
+import { auditPlan } from '../../audit/rules.js';
+import { loadConfig } from '../../core/config/load.js';
+import { BulwarkError } from '../../core/errors.js';
+import { SqliteStore } from '../../store/sqlite.js';
+import { printJson, printTable } from '../output.js';
 
 export function registerAuditCommand(program: Command): void {
   program
     .command('audit')
-    .description('3-2-1-1-0 and single points of failure; exit 1 on a violation')
+    .description('3-2-1-1-0 of every backup plan; exit 1 on a violation')
     .requiredOption('-c, --config <file>', 'config file', 'bulwark.yaml')
+    .option('--plan <name>', 'only this plan')
     .option('--json', 'print JSON')
-    .action(() => {
-      throw notBuilt('audit', '3-2-1-1-0 backup plans (issue: Keep it safe, part 2)');
+    .action((opts: { config: string; json?: boolean; plan?: string }) => {
+      const loaded = loadConfig(opts.config);
+      if (opts.plan !== undefined && !loaded.config.backups[opts.plan]) {
+        throw new BulwarkError('BULWARK_PLAN_UNKNOWN', `no backup plan named '${opts.plan}' under backups`, { hint: `configured plans: ${Object.keys(loaded.config.backups).join(', ') || '(none)'}` });
+      }
+      const dir = resolve(loaded.config.state_dir);
+      const store = existsSync(join(dir, 'state.db')) ? SqliteStore.open(dir) : undefined;
+      let results;
+      try {
+        results = auditInputs(loaded.config, store, opts.plan).map((p) => auditPlan(p, Date.now()));
+      } finally {
+        store?.close();
+      }
+      const ok = results.every((r) => r.ok);
+      if (opts.json) {
+        printJson({ ok, state_store: store ? join(dir, 'state.db') : null, plans: results });
+      } else {
+        if (results.length === 0) process.stdout.write('no backup plans configured (backups: in the config)\n');
+        if (!store && results.length > 0) process.stdout.write(`no state store at ${join(dir, 'state.db')}: no plan has run from here yet\n`);
+        for (const r of results) {
+          process.stdout.write(`\nplan ${r.plan}: ${r.ok ? 'PASS' : 'FAIL'} (3-2-1-1-0)\n`);
+          printTable(
+            r.rules.map((x) => ({ rule: x.label, required: x.rule === 'errors' ? '0' : `>= ${x.required}`, actual: x.actual, status: x.ok ? 'ok' : 'VIOLATION', what_to_do: x.fix || undefined })),
+            ['rule', 'required', 'actual', 'status', 'what_to_do'],
+          );
+          printTable(
+            r.targets.map((t) => ({ target: t.name, media: t.media, offsite: t.offsite ? 'yes' : 'no', immutable: t.immutable ? 'yes' : 'no', copy: t.counted ? 'yes' : 'no', notes: t.notes.join('; ') || undefined })),
+            ['target', 'media', 'offsite', 'immutable', 'copy', 'notes'],
+          );
+        }
+      }
+      if (!ok) {
+        const bad = results.filter((r) => !r.ok);
+        throw new BulwarkError('BULWARK_AUDIT_VIOLATION', `${bad.length} plan(s) break 3-2-1-1-0: ${bad.map((r) => `${r.plan} (${r.rules.filter((x) => !x.ok).map((x) => x.label).join(', ')})`).join('; ')}`, {
+          hint: 'the table above says what to do for each shortfall',
+        });
+      }
     });
 }

@@ -1,10 +1,41 @@
-// Owns the 3-2-1 plan commands: `bulwark backup copy|plan run|drill` and `bulwark vault serve`.
+// Owns the 3-2-1 plan commands: `bulwark backup plan run|verify|status`, `backup drill`,
+// `backup copy` and `bulwark vault serve`. Plan history goes to the state store in state_dir
+// (relative to the working directory, like the daemon), so `audit` and the daemon see CLI runs.
+import { existsSync } from 'node:fs';
+import { join, resolve } from 'node:path';
 import type { Command } from 'commander';
-import { notBuilt } from '../output.js';
+import { loadTls, loadTokens, parseRetention, VaultServer } from '../../backup/vault/server.js';
+import { drillPlan, getPlan, planStatus, runPlanRecorded, verifyPlan, type PlanContext } from '../../backup/plan/ops.js';
+import { planRunError } from '../../backup/plan/run.js';
+import { systemClock } from '../../core/clock.js';
+import { loadConfig, type LoadedConfig } from '../../core/config/load.js';
+import { BulwarkError } from '../../core/errors.js';
+import { formatBytes, formatDuration, parsePercent } from '../../core/units.js';
+import { SqliteStore } from '../../store/sqlite.js';
+import { notBuilt, printJson, printTable } from '../output.js';
 
-const PLANS = '3-2-1-1-0 backup plans (issue: Keep it safe, part 2)';
+interface PlanOpts {
+  config: string;
+  json?: boolean;
+  target?: string;
+  sample?: string;
+}
 
-/** Adds the plan verbs to the `backup` command made by registerBackupCommands. */
+function age(ms: number | undefined): string {
+  return ms === undefined ? '-' : formatDuration(Math.round(ms / 1000) * 1000 || ms);
+}
+
+/** Runs fn with a plan context backed by the config's state store. */
+async function withContext<T>(file: string, fn: (loaded: LoadedConfig, ctx: PlanContext) => Promise<T>): Promise<T> {
+  const loaded = loadConfig(file);
+  const store = SqliteStore.open(resolve(loaded.config.state_dir));
+  try {
+    return await fn(loaded, { baseDir: loaded.baseDir, clock: systemClock, store });
+  } finally {
+    store.close();
+  }
+}
+
 export function registerPlanCommands(program: Command, backup: Command): void {
   backup
     .command('copy')
@@ -13,33 +44,191 @@ export function registerPlanCommands(program: Command, backup: Command): void {
     .requiredOption('--to <url>')
     .argument('[snapshot...]')
     .action(() => {
-      throw notBuilt('backup copy', PLANS);
+      throw notBuilt('backup copy', 'a later iteration of 3-2-1 plans (a plan run already lands one snapshot in every target)');
     });
+
   const plan = backup.command('plan').description('3-2-1 backup plans from the config');
   plan
     .command('run')
     .description('snapshot once and land it in every target of a plan')
     .argument('<name>')
     .requiredOption('-c, --config <file>', 'config file', 'bulwark.yaml')
-    .action(() => {
-      throw notBuilt('backup plan run', PLANS);
+    .option('--json', 'print the per-target report as JSON')
+    .action(async (name: string, opts: PlanOpts) => {
+      await withContext(opts.config, async (loaded, ctx) => {
+        const p = getPlan(loaded.config, name);
+        const r = await runPlanRecorded(name, p, ctx, {
+          onTarget: (t) => {
+            if (!opts.json) process.stderr.write(`${t.ok ? 'ok  ' : 'FAIL'} ${t.target}: ${t.ok ? `snapshot ${t.snapshot?.slice(0, 8) ?? ''}` : `${t.error?.code ?? ''} ${t.error?.message ?? ''}`}\n`);
+          },
+        });
+        if (opts.json) printJson(r);
+        else {
+          if (r.summary) process.stdout.write(`plan ${name}: ${r.summary.files} files, ${formatBytes(r.summary.bytesRead)} read once for ${r.targets.length} targets\n`);
+          printTable(
+            r.targets.map((t) => ({
+              target: t.target,
+              status: t.ok ? 'ok' : 'FAILED',
+              snapshot: t.snapshot?.slice(0, 8),
+              stored: formatBytes(t.bytesStored),
+              time: formatDuration(t.durationMs),
+              location: t.location,
+              error: t.error ? `${t.error.code}: ${t.error.message}` : undefined,
+            })),
+          );
+          for (const f of r.fileErrors.slice(0, 20)) process.stderr.write(`unreadable: ${f.path}: ${f.message}\n`);
+        }
+        if (!r.ok) throw planRunError(r);
+        if (r.fileErrors.length > 0) {
+          throw new BulwarkError('BULWARK_BACKUP_PARTIAL', `plan '${name}': the snapshot is in every target, but ${r.fileErrors.length} file(s) could not be read`, { details: r.fileErrors.slice(0, 20).map((f) => `${f.path}: ${f.message}`) });
+        }
+      });
     });
-  backup
-    .command('drill')
-    .description('test-restore the latest snapshot, verify it and measure RTO')
+
+  plan
+    .command('verify')
+    .description("read-data verification of a plan's targets: this run's share of packs, in a rotation covering all")
     .argument('<name>')
     .requiredOption('-c, --config <file>', 'config file', 'bulwark.yaml')
-    .action(() => {
-      throw notBuilt('backup drill', PLANS);
+    .option('--target <name>', 'only this target')
+    .option('--json', 'print JSON')
+    .action(async (name: string, opts: PlanOpts) => {
+      await withContext(opts.config, async (loaded, ctx) => {
+        const out = await verifyPlan(name, getPlan(loaded.config, name), ctx, { target: opts.target });
+        if (opts.json) printJson(out);
+        else {
+          printTable(
+            out.map((o) => ({
+              target: o.target,
+              status: o.ok ? 'ok' : 'FAILED',
+              packs: o.result ? `${o.result.packsRead}/${o.result.packsTotal}` : undefined,
+              slot: o.result ? `${o.result.slot + 1}/${o.result.slots}` : undefined,
+              problems: o.error ? `${o.error.code}: ${o.error.message}` : o.result?.errors.slice(0, 3).join('; ') || undefined,
+            })),
+          );
+        }
+        const bad = out.filter((o) => !o.ok);
+        if (bad.length) {
+          throw new BulwarkError('BULWARK_PLAN_TARGET_FAILED', `plan '${name}': verification failed for ${bad.map((b) => b.target).join(', ')}`, {
+            details: bad.flatMap((b) => (b.error ? [`${b.target}: ${b.error.message}`] : (b.result?.errors ?? []).map((e) => `${b.target}: ${e}`))),
+            hint: 'run `bulwark backup check --read-data --repo …` on that target; restore from another target, then run the plan again',
+          });
+        }
+      });
+    });
+
+  plan
+    .command('status')
+    .description('last success, age, bytes, errors, RPO and RTO of every plan and target (from the state store)')
+    .argument('[name]')
+    .requiredOption('-c, --config <file>', 'config file', 'bulwark.yaml')
+    .option('--json', 'print JSON')
+    .action(async (name: string | undefined, opts: PlanOpts) => {
+      const loaded = loadConfig(opts.config);
+      const names = name === undefined ? Object.keys(loaded.config.backups) : [name];
+      for (const n of names) getPlan(loaded.config, n);
+      const dir = resolve(loaded.config.state_dir);
+      const store = SqliteStore.open(dir);
+      try {
+        const now = Date.now();
+        const all = names.map((n) => planStatus(store, n, getPlan(loaded.config, n), now));
+        if (opts.json) {
+          printJson(all);
+          return;
+        }
+        for (const s of all) {
+          process.stdout.write(`plan ${s.plan}: newest verified snapshot ${age(s.ageMs)} old, rpo ${age(s.rpoMs)}${s.rpoBreached ? '  RPO BREACHED' : ''}\n`);
+          printTable(
+            s.targets.map((t) => ({
+              target: t.target,
+              media: t.media,
+              last_success: t.lastSuccess ? new Date(t.lastSuccess).toISOString() : undefined,
+              age: age(t.ageMs),
+              rpo: t.breached ? 'BREACHED' : 'ok',
+              bytes: t.lastBytes === undefined ? undefined : formatBytes(t.lastBytes),
+              verified: t.lastCheckOk === undefined ? 'never' : t.lastCheckOk ? 'ok' : `${t.lastCheckErrors ?? 1} errors`,
+              rto: t.rtoMs === undefined ? undefined : `${formatDuration(t.rtoMs)} (${formatBytes(t.rtoBytesPerSec ?? 0)}/s)`,
+              error: t.lastError,
+            })),
+          );
+        }
+      } finally {
+        store.close();
+      }
+    });
+
+  backup
+    .command('drill')
+    .description('test-restore the latest snapshot, verify every byte and measure RTO')
+    .argument('<name>')
+    .requiredOption('-c, --config <file>', 'config file', 'bulwark.yaml')
+    .option('--target <name>', 'only this target')
+    .option('--sample <percent>', 'restore only a deterministic sample of the files, like 10%')
+    .option('--json', 'print JSON')
+    .action(async (name: string, opts: PlanOpts) => {
+      const sample = opts.sample === undefined ? undefined : parsePercent(opts.sample, '--sample');
+      await withContext(opts.config, async (loaded, ctx) => {
+        const out = await drillPlan(name, getPlan(loaded.config, name), ctx, { target: opts.target, sample });
+        if (opts.json) printJson(out);
+        else {
+          printTable(
+            out.map((o) => ({
+              target: o.target,
+              status: o.ok ? 'ok' : 'FAILED',
+              snapshot: o.result?.snapshot.slice(0, 8),
+              files: o.result ? `${o.result.verifiedFiles}/${o.result.files}${o.result.sampled ? ' (sample)' : ''}` : undefined,
+              bytes: o.result ? formatBytes(o.result.bytes) : undefined,
+              rto: o.result ? formatDuration(o.result.durationMs) : undefined,
+              rate: o.result ? `${formatBytes(o.result.bytesPerSec)}/s` : undefined,
+              error: o.error ? `${o.error.code}: ${o.error.message}` : o.result?.errors.slice(0, 2).map((e) => `${e.path}: ${e.message}`).join('; ') || undefined,
+            })),
+          );
+        }
+        const bad = out.filter((o) => !o.ok);
+        if (bad.length) {
+          throw new BulwarkError('BULWARK_PLAN_DRILL_FAILED', `plan '${name}': the restore drill failed for ${bad.map((b) => b.target).join(', ')}`, {
+            details: bad.map((b) => `${b.target}: ${b.error?.message ?? b.result?.errors.map((e) => `${e.path}: ${e.message}`).slice(0, 5).join('; ') ?? ''}`),
+            hint: 'run `bulwark backup check --read-data` on that target; restore from another target of the plan',
+          });
+        }
+      });
     });
 
   const vault = program.command('vault').description('append-only offsite repository server');
   vault
     .command('serve')
-    .description('serve repositories from a directory')
-    .requiredOption('--root <dir>')
-    .requiredOption('--listen <addr>')
-    .action(() => {
-      throw notBuilt('vault serve', PLANS);
+    .description('serve repositories from a directory over HTTP(S), with per-client tokens')
+    .requiredOption('--root <dir>', 'directory holding one repository per name')
+    .requiredOption('--listen <addr>', 'host:port (port 0 picks a free one)')
+    .requiredOption('--tokens <file>', 'YAML: `admin: TOKEN` and `clients: [{name, token, repos?}]`')
+    .option('--append-only', 'refuse deletes by client tokens (overwrites are always refused)')
+    .option('--retention <duration>', 'files stay undeletable this long after they are written, even by the admin token (like 30d)')
+    .option('--tls-cert <file>', 'PEM certificate (with --tls-key: serve HTTPS)')
+    .option('--tls-key <file>', 'PEM private key')
+    .action(async (opts: { root: string; listen: string; tokens: string; appendOnly?: boolean; retention?: string; tlsCert?: string; tlsKey?: string }) => {
+      const server = new VaultServer({
+        root: resolve(opts.root),
+        tokens: loadTokens(opts.tokens),
+        appendOnly: opts.appendOnly === true,
+        retentionMs: parseRetention(opts.retention),
+        tls: loadTls(opts.tlsCert, opts.tlsKey),
+        log: (msg, data) => process.stderr.write(`${JSON.stringify({ time: new Date().toISOString(), msg, ...data })}\n`),
+      });
+      const addr = await server.listen(opts.listen);
+      process.stdout.write(`vault listening on ${server.tls ? 'https' : 'http'}://${addr} root=${resolve(opts.root)} append-only=${opts.appendOnly === true} retention=${opts.retention ?? 'none'}\n`);
+      await new Promise<void>((done) => {
+        const stop = (): void => {
+          process.off('SIGTERM', stop);
+          process.off('SIGINT', stop);
+          void server.close().then(done);
+        };
+        process.on('SIGTERM', stop);
+        process.on('SIGINT', stop);
+      });
     });
+}
+
+/** True when a state store exists for this config (audit and status read it). */
+export function hasStateStore(loaded: LoadedConfig): boolean {
+  return existsSync(join(resolve(loaded.config.state_dir), 'state.db'));
 }
