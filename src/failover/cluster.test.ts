@@ -12,6 +12,8 @@ import { LocalCoordination } from '../coord/local.js';
 import { PgCluster } from './cluster.js';
 import { pgFixture, postmasterPid, withClient } from './pg.testkit.js';
 import { waitFor } from '../testing/helpers.js';
+import { existsSync, rmSync } from 'node:fs';
+import { join } from 'node:path';
 
 const sink = { role: () => undefined, lag: () => undefined, failover: () => undefined, downtime: () => undefined };
 
@@ -67,6 +69,60 @@ test('failover: SIGKILL of the primary postmaster promotes the standby; the old 
     assert.ok(audits.some((a) => a.kind === 'db.failover'));
     assert.ok(audits.some((a) => a.kind === 'db.rejoin'));
     if (process.env['BULWARK_TEST_VERBOSE']) console.log(store.all('SELECT * FROM db_failovers'), audits.map((a) => a.message));
+  } finally {
+    await cleanup();
+  }
+});
+
+test('warm standbys, three nodes: failover promotes one, repoints the other to it, and the old primary rejoins', async () => {
+  const fx = await pgFixture(3);
+  const config = configSchema.parse({ state_dir: fx.dir, databases: { main: fx.database({ listen: '127.0.0.1:0', standby: 'warm' }) } });
+  const store = SqliteStore.open(':memory:');
+  const events = new EventBus();
+  const topo: Array<BulwarkEvents['db.topology']> = [];
+  events.on('db.topology', (e) => topo.push(e));
+  const coord = new LocalCoordination({ identity: 'test', clock: systemClock });
+  const cluster = new PgCluster({ name: 'main', config: config.databases['main']!, stateDir: fx.dir, lease: coord.lease('db/main'), events, logger: silentLogger(), clock: systemClock, store, metrics: sink });
+  try {
+    await cluster.start();
+    const byName = (n: string) => fx.nodes.find((x) => x.name === n)!;
+    const replicasOf = (name: string) => withClient(byName(name).port, async (c) => (await c.query<{ application_name: string }>("SELECT application_name FROM pg_stat_replication WHERE state = 'streaming'")).rows.map((r) => r.application_name).sort());
+    await waitFor(async () => lastTopo(topo)?.primary?.node === 'pg-1' && (await replicasOf('pg-1')).join() === 'pg-2,pg-3', { timeoutMs: 30_000, what: 'pg-1 with two streaming warm standbys' });
+    assert.deepEqual(lastTopo(topo)?.replicas, [], 'warm standbys serve no reads');
+    await assert.rejects(withClient(byName('pg-2').port, (c) => c.query('SELECT 1')), 'a warm standby takes no connections');
+    await withClient(byName('pg-1').port, (c) => c.query('CREATE TABLE t (id int); INSERT INTO t VALUES (1)'));
+
+    process.kill(postmasterPid(byName('pg-1').data_dir) ?? 0, 'SIGKILL');
+    const newPrimary = (await waitFor(() => (lastTopo(topo)?.primary?.node ?? 'pg-1') !== 'pg-1' && lastTopo(topo)?.primary?.node, { timeoutMs: 30_000, what: 'a warm standby promoted' })) as string;
+    const other = newPrimary === 'pg-2' ? 'pg-3' : 'pg-2';
+    // the other standby follows the new primary, and the old primary rejoins it too
+    await waitFor(async () => (await replicasOf(newPrimary)).join() === ['pg-1', other].sort().join(), { timeoutMs: 60_000, what: `pg-1 and ${other} streaming from ${newPrimary}` });
+    assert.equal(await withClient(byName(newPrimary).port, async (c) => (await c.query('SELECT count(*)::int AS n FROM t')).rows[0].n), 1);
+  } finally {
+    await cluster.stop().catch(() => undefined);
+    await coord.close();
+    store.close();
+    fx.cleanup();
+  }
+});
+
+test('rejoin: when pg_rewind fails the node is cloned again (and never started as a primary)', async () => {
+  const { fx, cluster, topo, cleanup } = await setup({ auto_rejoin: false });
+  try {
+    await cluster.start();
+    const [n1, n2] = fx.nodes as [(typeof fx.nodes)[0], (typeof fx.nodes)[0]];
+    await waitFor(() => lastTopo(topo)?.replicas.some((r) => r.node === 'pg-2'), { timeoutMs: 30_000, what: 'pg-2 streaming' });
+    process.kill(postmasterPid(n1.data_dir) ?? 0, 'SIGKILL');
+    await waitFor(() => lastTopo(topo)?.primary?.node === 'pg-2', { timeoutMs: 30_000, what: 'pg-2 promoted' });
+    await withClient(n2.port, (c) => c.query('CREATE TABLE after_failover (id int); INSERT INTO after_failover VALUES (7)'));
+    // fenced: standby.signal is there, so a manual start could only come up read-only
+    assert.ok(existsSync(join(n1.data_dir, 'standby.signal')));
+    assert.equal(postmasterPid(n1.data_dir), undefined);
+    // break the old primary so that pg_rewind cannot work on it
+    rmSync(join(n1.data_dir, 'global', 'pg_control'));
+    await cluster.rejoin('pg-1');
+    assert.equal(await withClient(n1.port, async (c) => (await c.query('SELECT pg_is_in_recovery() AS r')).rows[0].r), true);
+    await waitFor(() => withClient(n1.port, async (c) => (await c.query('SELECT count(*)::int AS n FROM after_failover')).rows[0].n === 1), { timeoutMs: 10_000, what: 'the clone has the new primary data' });
   } finally {
     await cleanup();
   }

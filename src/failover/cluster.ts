@@ -588,6 +588,15 @@ export class PgCluster {
     }
   }
 
+  /** Rejoins a node as a standby of the current primary now (rewind, or re-clone when the rewind fails). Leader only. */
+  async rejoin(node: string): Promise<void> {
+    const n = this.#node(node);
+    if (!this.#d.lease.isHeld()) throw new BulwarkError('BULWARK_DB_NOT_LEADER', `this instance does not hold the leader lease for database ${this.name}`);
+    const p = this.#primary ? this.#nodes.get(this.#primary) : undefined;
+    if (!p || p === n) throw new BulwarkError('BULWARK_DB_NO_PRIMARY', `database ${this.name} has no other primary for ${node} to follow`);
+    await this.#serial('rejoin', () => this.#rejoin(n, p, 'requested'));
+  }
+
   // ---------------------------------------------------------------- switchover
 
   /** Planned switchover: wait for the target to catch up, then swap roles with writes blocked for about a second. */
