@@ -117,7 +117,8 @@ export class ChunkPool {
 
 class Semaphore {
   #free: number;
-  readonly #waiting: (() => void)[] = [];
+  #waiting: (() => void)[] = [];
+  #head = 0;
   constructor(n: number) {
     this.#free = n;
   }
@@ -129,9 +130,14 @@ class Semaphore {
     await new Promise<void>((r) => this.#waiting.push(r));
   }
   release(): void {
-    const w = this.#waiting.shift();
-    if (w) w();
-    else this.#free++;
+    if (this.#head < this.#waiting.length) {
+      const w = this.#waiting[this.#head++] as () => void;
+      if (this.#head > 1024 && this.#head * 2 > this.#waiting.length) {
+        this.#waiting = this.#waiting.slice(this.#head);
+        this.#head = 0;
+      }
+      w();
+    } else this.#free++;
   }
 }
 
@@ -189,8 +195,9 @@ export async function archive(opts: ArchiveOptions): Promise<ArchiveResult> {
     roots.push({ abs: p, name, st });
   }
 
-  // A concurrent scan for totals (progress bar ETA); cheap: lstat only.
+  // A concurrent scan for totals (progress bar ETA), only when someone watches progress.
   const scan = (async () => {
+    if (!opts.onProgress) return;
     const walk = async (abs: string, name: string): Promise<void> => {
       if (ex.excluded(abs, name)) return;
       let st;

@@ -20,17 +20,36 @@ export function newMasterKey(): MasterKey {
   return { encKey: b.subarray(0, 32), idKey: b.subarray(32) };
 }
 
+// Nonces come from a pool refilled 4 KiB at a time (one CSPRNG call per ~340 nonces).
+let noncePool = Buffer.alloc(0);
+let nonceAt = 0;
+function nextNonce(): Buffer {
+  if (nonceAt + NONCE > noncePool.length) {
+    noncePool = randomBytes(4096);
+    nonceAt = 0;
+  }
+  const n = noncePool.subarray(nonceAt, nonceAt + NONCE);
+  nonceAt += NONCE;
+  return n;
+}
+
 /** nonce ‖ ciphertext ‖ tag. */
 export function seal(key: Buffer, plain: Uint8Array, aad: Uint8Array): Buffer {
-  const nonce = randomBytes(NONCE);
+  const out = Buffer.allocUnsafe(NONCE + plain.length + TAG);
+  sealInto(key, plain, aad, out, 0);
+  return out;
+}
+
+/** Seals into target at offset (NONCE + plain.length + TAG bytes); returns the sealed length. */
+export function sealInto(key: Buffer, plain: Uint8Array, aad: Uint8Array, target: Buffer, at: number): number {
+  const nonce = nextNonce();
   const c = createCipheriv('chacha20-poly1305', key, nonce, { authTagLength: TAG });
   c.setAAD(aad, { plaintextLength: plain.length });
-  const out = Buffer.allocUnsafe(NONCE + plain.length + TAG);
-  nonce.copy(out, 0);
-  const n = c.update(plain).copy(out, NONCE);
+  nonce.copy(target, at);
+  const n = c.update(plain).copy(target, at + NONCE);
   c.final();
-  c.getAuthTag().copy(out, NONCE + n);
-  return out;
+  c.getAuthTag().copy(target, at + NONCE + n);
+  return NONCE + n + TAG;
 }
 
 /** Throws AuthError when the data was altered, the key is wrong or the AAD differs. */

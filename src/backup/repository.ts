@@ -5,7 +5,7 @@ import { compress as zstdCompress, decompress as zstdDecompress } from 'zstd-nap
 import { BulwarkError } from '../core/errors.js';
 import { filePath, isNotFound, type Backend, type FileType } from './backend.js';
 import { DEFAULT_CHUNKER, type ChunkerParams } from './chunker.js';
-import { aad, AuthError, blobId, makeKeyFile, newMasterKey, open, openKeyFile, seal, sha256, type KeyFile, type MasterKey } from './crypto.js';
+import { aad, AuthError, blobId, makeKeyFile, newMasterKey, open, openKeyFile, seal, sealInto, SEAL_OVERHEAD, sha256, type KeyFile, type MasterKey } from './crypto.js';
 import { BLOB_TREE, decodeHeader, decodeIndex, encodeHeader, encodeIndex, FLAG_ZSTD, type BlobEntry, type BlobType, type IndexPack } from './format.js';
 import { MemIndex, type Location } from './memindex.js';
 import type { Snapshot, SnapshotInfo, Tree } from './types.js';
@@ -143,6 +143,10 @@ export class Repository {
 
   seal(plain: Uint8Array, what: Uint8Array): Buffer {
     return seal(this.#key.encKey, plain, what);
+  }
+
+  sealInto(plain: Uint8Array, what: Uint8Array, target: Buffer, at: number): number {
+    return sealInto(this.#key.encKey, plain, what, target, at);
   }
 
   open(sealed: Uint8Array, what: Uint8Array): Buffer {
@@ -312,7 +316,7 @@ export function prepareTree(tree: Tree): PreparedBlob {
 }
 
 const INDEX_EVERY = 4;
-const MAX_INFLIGHT = 2;
+const MAX_INFLIGHT = 3;
 
 /** Packs blobs for one repository; see BlobSink. */
 export class RepoSink implements BlobSink {
@@ -320,40 +324,55 @@ export class RepoSink implements BlobSink {
   readonly stats = { blobsAdded: 0, bytesStored: 0, packsWritten: 0 };
   readonly #repo: Repository;
   readonly #packSize: number;
-  #bufs: Buffer[] = [];
+  #buf: Buffer;
   #entries: BlobEntry[] = [];
   #size = 0;
-  #hash = createHash('sha256');
   readonly #pending = new Set<string>();
   #inflight: Promise<void>[] = [];
   #unindexed: IndexPack[] = [];
   #error: unknown;
   #indexWrites: Promise<void> = Promise.resolve();
+  #lastSha: Buffer | undefined;
+  #lastId: Buffer | undefined;
 
   constructor(repo: Repository, packSize: number) {
     this.#repo = repo;
     this.#packSize = packSize;
     this.label = repo.backend.location;
+    this.#buf = Buffer.allocUnsafe(0);
+  }
+
+  #id(sha: Buffer): Buffer {
+    if (sha !== this.#lastSha) {
+      this.#lastSha = sha;
+      this.#lastId = this.#repo.idFor(sha);
+    }
+    return this.#lastId as Buffer;
   }
 
   has(sha: Buffer): boolean {
-    const id = this.#repo.idFor(sha);
+    const id = this.#id(sha);
     return this.#repo.index.has(id) || this.#pending.has(id.toString('hex'));
   }
 
   async add(b: PreparedBlob): Promise<void> {
     if (this.#error) throw this.#error;
-    const id = this.#repo.idFor(b.sha);
+    const id = this.#id(b.sha);
     const hex = id.toString('hex');
     if (this.#repo.index.has(id) || this.#pending.has(hex)) return;
-    const sealed = this.#repo.seal(b.payload, id);
-    this.#entries.push({ type: b.type, flags: b.compressed ? FLAG_ZSTD : 0, id, offset: this.#size, length: sealed.length, rawLength: b.rawLength });
-    this.#bufs.push(sealed);
-    this.#hash.update(sealed);
-    this.#size += sealed.length;
+    const need = b.payload.length + SEAL_OVERHEAD;
+    if (this.#size + need > this.#buf.length) {
+      // Grow (rare: the buffer starts at packSize + one max blob).
+      const next = Buffer.allocUnsafe(Math.max(this.#packSize + 4 * 1024 * 1024 + SEAL_OVERHEAD, this.#size + need));
+      this.#buf.copy(next, 0, 0, this.#size);
+      this.#buf = next;
+    }
+    const n = this.#repo.sealInto(b.payload, id, this.#buf, this.#size);
+    this.#entries.push({ type: b.type, flags: b.compressed ? FLAG_ZSTD : 0, id, offset: this.#size, length: n, rawLength: b.rawLength });
+    this.#size += n;
     this.#pending.add(hex);
     this.stats.blobsAdded++;
-    this.stats.bytesStored += sealed.length;
+    this.stats.bytesStored += n;
     if (this.#size >= this.#packSize) await this.#finishPack();
   }
 
@@ -361,16 +380,18 @@ export class RepoSink implements BlobSink {
     if (this.#entries.length === 0) return;
     const entries = this.#entries;
     const header = this.#repo.seal(encodeHeader(entries), aad('pack-header'));
-    const len = Buffer.allocUnsafe(4);
-    len.writeUInt32LE(header.length);
-    this.#hash.update(header);
-    this.#hash.update(len);
-    const id = this.#hash.digest('hex');
-    const data = Buffer.concat([...this.#bufs, header, len]);
-    this.#bufs = [];
+    let data: Buffer;
+    if (this.#size + header.length + 4 <= this.#buf.length) {
+      data = this.#buf.subarray(0, this.#size + header.length + 4);
+      header.copy(data, this.#size);
+    } else {
+      data = Buffer.concat([this.#buf.subarray(0, this.#size), header, Buffer.alloc(4)]);
+    }
+    data.writeUInt32LE(header.length, data.length - 4);
+    const id = createHash('sha256').update(data).digest('hex');
+    this.#buf = Buffer.allocUnsafe(0);
     this.#entries = [];
     this.#size = 0;
-    this.#hash = createHash('sha256');
     const delay = Number(process.env['BULWARK_TEST_PACK_DELAY_MS']) || 0; // tests: make a backup slow enough to interrupt
     const write = delay > 0 ? new Promise((r) => setTimeout(r, delay)).then(() => this.#repo.backend.write({ type: 'data', name: id }, data)) : this.#repo.backend.write({ type: 'data', name: id }, data);
     const p = write.then(

@@ -14,7 +14,7 @@ export type WorkerReply =
   | { t: 'done'; job: number; size: number }
   | { t: 'error'; job: number; code: string; message: string };
 
-const MAX_UNACKED = 48 * 1024 * 1024;
+const MAX_UNACKED = 16 * 1024 * 1024;
 
 if (parentPort) {
   const port = parentPort;

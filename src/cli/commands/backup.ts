@@ -74,23 +74,24 @@ export function registerBackupCommands(program: Command): Command {
       const started = Date.now();
       let lastJson = 0;
       bar?.start(1, 0, { files: 0, totalFiles: 0, done: '0 B', total: '?', rate: '0 B' });
+      const progress = (p: engine.ArchiveProgress): void => {
+        const secs = Math.max(0.001, (Date.now() - started) / 1000);
+        if (bar) {
+          bar.setTotal(Math.max(1, p.totalBytes));
+          bar.update(Math.min(p.bytes, Math.max(1, p.totalBytes)), { files: p.files, totalFiles: p.totalFiles, done: formatBytes(p.bytes), total: formatBytes(p.totalBytes), rate: formatBytes(p.bytes / secs) });
+        } else if (o.json && Date.now() - lastJson >= 1000) {
+          lastJson = Date.now();
+          const eta = p.scanDone && p.bytes > 0 ? Math.max(0, ((p.totalBytes - p.bytes) / p.bytes) * secs) : null;
+          process.stdout.write(`${JSON.stringify({ type: 'progress', files: p.files, bytes: p.bytes, totalFiles: p.totalFiles, totalBytes: p.totalBytes, bytesPerSecond: Math.round(p.bytes / secs), etaSeconds: eta === null ? null : Math.round(eta), errors: p.errors })}\n`);
+        }
+      };
       const res = await engine.createSnapshot([repo], paths, {
         ...(o.tag ? { tags: o.tag } : {}),
         ...(o.exclude ? { excludes: o.exclude } : {}),
         ...(o.host ? { host: o.host } : {}),
         ...(o.full ? { full: true } : {}),
         ...(Number(process.env['BULWARK_BACKUP_WORKERS']) > 0 ? { workers: Number(process.env['BULWARK_BACKUP_WORKERS']) } : {}),
-        onProgress: (p) => {
-          const secs = Math.max(0.001, (Date.now() - started) / 1000);
-          if (bar) {
-            bar.setTotal(Math.max(1, p.totalBytes));
-            bar.update(Math.min(p.bytes, Math.max(1, p.totalBytes)), { files: p.files, totalFiles: p.totalFiles, done: formatBytes(p.bytes), total: formatBytes(p.totalBytes), rate: formatBytes(p.bytes / secs) });
-          } else if (o.json && Date.now() - lastJson >= 1000) {
-            lastJson = Date.now();
-            const eta = p.scanDone && p.bytes > 0 ? Math.max(0, ((p.totalBytes - p.bytes) / p.bytes) * secs) : null;
-            process.stdout.write(`${JSON.stringify({ type: 'progress', files: p.files, bytes: p.bytes, totalFiles: p.totalFiles, totalBytes: p.totalBytes, bytesPerSecond: Math.round(p.bytes / secs), etaSeconds: eta === null ? null : Math.round(eta), errors: p.errors })}\n`);
-          }
-        },
+        ...(bar || o.json ? { onProgress: progress } : {}),
         onError: (path, message) => {
           if (o.json) process.stdout.write(`${JSON.stringify({ type: 'error', path, message })}\n`);
           else {
