@@ -144,8 +144,10 @@ export class SloEngine {
     const win = windowAt(c.window, now);
     const maint = this.#exclusionsFor(c.service, allMaint);
     const inWindow = normalise(maint, win);
-    const counts = this.#sum(def, win, maint);
-    const observed = this.#sums.sum({ key: KEYS.observed }, win, maint);
+    // Ranges include the bucket that starts at `now` (events stamped exactly now).
+    const upTo = now + 1;
+    const counts = this.#sum(def, { start: win.start, end: upTo }, maint);
+    const observed = this.#sums.sum({ key: KEYS.observed }, { start: win.start, end: upTo }, maint);
     const covered = observed.good;
     const b = budget(c.objective, win.length_ms, counts, { timeBased: def.timeBased, coveredMs: covered });
     const value = counts.total > 0 ? counts.good / counts.total : null;
@@ -154,7 +156,7 @@ export class SloEngine {
     const countsAt = new Map<number, Counts>();
     const burnRates: Record<string, number | null> = {};
     for (const l of lookbacks) {
-      const cs = this.#sum(def, { start: now - l, end: now }, maint);
+      const cs = this.#sum(def, { start: now - l, end: upTo }, maint);
       countsAt.set(l, cs);
       const er = errorRatio(cs);
       burnRates[label(l)] = er === undefined ? null : burnRate(er, c.objective);
@@ -197,7 +199,7 @@ export class SloEngine {
       sla,
       maintenance: { excluded_ms: lengthOf(inWindow), windows: maint.filter((m) => m.end > win.start && m.start < win.end) },
       missing_data_ms: missing,
-      predicted: this.#predict(def, win, observed),
+      predicted: this.#predict(def, { start: win.start, end: upTo }, observed),
       tiers: tierResults.map((r) => ({
         severity: r.tier.severity,
         long: label(r.tier.long_ms),

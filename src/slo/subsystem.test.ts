@@ -343,3 +343,29 @@ slos:
   await again.stop();
   h.store.close();
 });
+
+test('requests of a database listener (db:NAME) count for SLOs on that database; reload adds and removes SLOs', async () => {
+  const yaml = `${SERVICE}
+databases:
+  main:
+    engine: postgres
+    listen: 127.0.0.1:0
+    nodes: [{ name: pg-1, port: 5432, data_dir: /tmp/pg-1 }]
+slos:
+  main-availability: { service: main, objective: 99.9% }
+`;
+  const h = await harness(yaml);
+  try {
+    for (let i = 0; i < 10; i++) h.events.emit('proxy.request', { service: 'db:main', backend: undefined, ok: i !== 0, status: undefined, latency_ms: 1, at: h.clock.now() });
+    h.events.emit('proxy.request', { service: 'web', backend: 'web-1', ok: true, status: 200, latency_ms: 1, at: h.clock.now() });
+    let r = h.slo.report();
+    assert.deepEqual(r.slos.map((s) => [s.name, s.good, s.total]), [['main-availability', 9, 10]]);
+    await h.slo.reload(config(`${yaml}  web-availability: { service: web, objective: 99% }\n`));
+    h.events.emit('proxy.request', { service: 'web', backend: 'web-1', ok: true, status: 200, latency_ms: 1, at: h.clock.now() });
+    r = h.slo.report();
+    assert.deepEqual(r.slos.map((s) => [s.name, s.good, s.total]), [['main-availability', 9, 10], ['web-availability', 1, 1]]);
+    assert.throws(() => h.slo.report('nope'), /BULWARK_SLO_UNKNOWN|no SLO named 'nope'/);
+  } finally {
+    await h.close();
+  }
+});
