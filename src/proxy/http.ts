@@ -99,6 +99,9 @@ class Exchange {
   lastError = '';
   lastCode = '';
   resume: (() => void) | undefined;
+  /** First response chunk, held until a second one arrives or the response ends. */
+  held: Buffer | undefined;
+  flowing = false;
 
   constructor(svc: HttpService, req: IncomingMessage, res: ServerResponse) {
     this.svc = svc;
@@ -179,6 +182,16 @@ class Exchange {
 
   onData(attempt: number, chunk: Buffer): boolean {
     if (attempt !== this.attempt || this.done) return true;
+    // The first chunk is held back: a small response then leaves in one write with the headers and the end.
+    if (!this.flowing) {
+      if (this.held === undefined) {
+        this.held = chunk;
+        return true;
+      }
+      this.flowing = true;
+      this.res.write(this.held);
+      this.held = undefined;
+    }
     const ok = this.res.write(chunk);
     if (!ok) this.res.once('drain', this.resume as () => void);
     return ok;
@@ -189,7 +202,10 @@ class Exchange {
     this.done = true;
     b.inFlight--;
     const status = this.res.statusCode;
-    this.res.end();
+    const held = this.held;
+    this.held = undefined;
+    if (held === undefined) this.res.end();
+    else this.res.end(held);
     this.svc.hooks.finished(b, status, status < 500, performance.now() - this.start);
   }
 
