@@ -5,6 +5,7 @@ import { createHealth } from '../health/index.js';
 import { createProxy } from '../proxy/index.js';
 import { createFailover } from '../failover/index.js';
 import { createSlo } from '../slo/subsystem.js';
+import { createPlans } from '../backup/plan/subsystem.js';
 
 export type SubsystemFactory = (deps: SubsystemDeps) => Subsystem | undefined;
 
@@ -14,4 +15,5 @@ export const SUBSYSTEM_FACTORIES: SubsystemFactory[] = [
   createProxy,
   createFailover, // after proxy: the proxy follows the db.topology events failover publishes
   createSlo, // after health and proxy: it records their events
+  createPlans, // 3-2-1 backup plans: schedules, verification, drills, RPO
 ];
