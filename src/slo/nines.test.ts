@@ -1,7 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { formatDuration } from '../core/units.js';
-import { availabilityFor, downtimeFor, MONTH_MS, parallel, serial } from './nines.js';
+import { availabilityFor, downtimeFor, MONTH_MS, ninesOf, parallel, serial } from './nines.js';
 
 // The standard table (year = 365.25 days, month = year / 12).
 const TABLE: Array<[number, string, string, string]> = [
@@ -29,4 +29,13 @@ test('serial and parallel composition', () => {
   assert.ok(Math.abs(parallel([0.99, 0.99]) - 0.9999) < 1e-12);
   assert.equal(parallel([]), 0);
   assert.equal(serial([]), 1);
+});
+
+test('nines of the standard availabilities', () => {
+  const golden: Array<[number, number]> = [[0.9, 1], [0.99, 2], [0.999, 3], [0.9995, 3.3010299956639813], [0.9999, 4], [0.99999, 5]];
+  for (const [a, n] of golden) assert.ok(Math.abs(ninesOf(a) - n) < 1e-9, `${a}: ${ninesOf(a)}`);
+  assert.equal(ninesOf(1), Infinity);
+  // 99.95% allows 21.9 minutes a month and 4.38 hours a year.
+  assert.equal(formatDuration(downtimeFor(0.9995).downtime_ms.month), '21.9 min');
+  assert.equal(formatDuration(downtimeFor(0.9995).downtime_ms.year), '4.38 h');
 });
