@@ -10,6 +10,7 @@ import type { Logger } from '../core/logger.js';
 import { proxyDemoPart } from '../proxy/demo.js';
 import { sloDemoPart } from '../slo/demo.js';
 import { failoverDemoPart } from '../failover/demo.js';
+import { backupDemoPart } from '../backup/plan/demo.js';
 
 export interface DemoContext {
   /** Scratch directory the demo owns; removed on stop. */
@@ -29,6 +30,7 @@ export const DEMO_PARTS: Array<() => DemoPart> = [
   proxyDemoPart,
   sloDemoPart, // after proxy: its SLOs name the demo's web service
   failoverDemoPart, // a PostgreSQL pair when PostgreSQL 15 is installed
+  backupDemoPart, // a 3-2-1-1-0 plan: two local disks and a loopback vault (offsite, immutable)
 ];
 
 export interface Demo {
