@@ -42,7 +42,7 @@ interface Harness {
   close(): Promise<void>;
 }
 
-async function harness(yaml: string, start = Date.UTC(2026, 0, 1), seed?: (store: SqliteStore) => void): Promise<Harness> {
+async function harness(yaml: string, start = Date.UTC(2026, 0, 1), seed?: (store: SqliteStore) => void, retryDelays: number[] = [10, 10]): Promise<Harness> {
   const clock = new FakeClock(start);
   const events = new EventBus((e, err) => {
     throw new Error(`listener of ${e} failed: ${String(err)}`);
@@ -50,7 +50,7 @@ async function harness(yaml: string, start = Date.UTC(2026, 0, 1), seed?: (store
   const store = SqliteStore.open(':memory:');
   seed?.(store);
   const metrics = new Registry();
-  const slo = createSlo({ config: config(yaml), events, logger: silentLogger(), clock, metrics, store });
+  const slo = createSlo({ config: config(yaml), events, logger: silentLogger(), clock, metrics, store }, { webhookRetryDelays: retryDelays });
   assert.ok(slo);
   const alerts: Array<BulwarkEvents['slo.alert']> = [];
   events.on('slo.alert', (a) => alerts.push(a));
@@ -325,11 +325,11 @@ slos:
   assert.equal(h.alerts.filter((a) => a.state === 'firing').length, 1);
   await h.slo.settled();
   const row = h.store.get<{ id: number; webhook_fired: string; resolved_at: number | null }>('SELECT * FROM slo_alerts');
-  assert.match(row?.webhook_fired ?? '', /^failed: /);
+  assert.match(row?.webhook_fired ?? '', /^failed: .*\(attempt 3\)$/);
   assert.equal(row?.resolved_at, null);
   await h.slo.stop();
   h.clock.advance(2 * MINUTE_MS);
-  const again = createSlo({ config: config(yaml), events: h.events, logger: silentLogger(), clock: h.clock, metrics: h.metrics, store: h.store });
+  const again = createSlo({ config: config(yaml), events: h.events, logger: silentLogger(), clock: h.clock, metrics: h.metrics, store: h.store }, { webhookRetryDelays: [10] });
   assert.ok(again);
   await again.start();
   h.traffic(10 * 60, 10, 0);
@@ -339,7 +339,7 @@ slos:
   assert.equal(after.length, 1);
   assert.equal(after[0]?.id, row?.id);
   assert.ok(after[0]?.resolved_at);
-  assert.match(after[0]?.webhook_resolved ?? '', /^failed: /);
+  assert.match(after[0]?.webhook_resolved ?? '', /^failed: .*\(attempt 2\)$/);
   await again.stop();
   h.store.close();
 });
@@ -367,5 +367,39 @@ slos:
     assert.throws(() => h.slo.report('nope'), /BULWARK_SLO_UNKNOWN|no SLO named 'nope'/);
   } finally {
     await h.close();
+  }
+});
+
+test('webhook deliveries are retried after a 5xx and not after a 4xx', async () => {
+  let calls = 0;
+  const statuses = [503, 204, 400];
+  const got: string[] = [];
+  const server = createServer((req, res) => {
+    req.resume();
+    req.on('end', () => {
+      const status = statuses[calls++] ?? 204;
+      got.push(String(status));
+      res.writeHead(status).end();
+    });
+  });
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', () => r()));
+  const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}/`;
+  const h = await harness(`${SERVICE}
+slos:
+  web-availability: { service: web, objective: 99.9%, window: 30d, alerts: { webhook: '${url}' } }
+`);
+  try {
+    h.traffic(600, 10, 0);
+    h.traffic(120, 10, 1);
+    await h.slo.settled();
+    h.traffic(10 * 60, 10, 0);
+    await h.slo.settled();
+    const row = h.store.get<{ webhook_fired: string; webhook_resolved: string }>('SELECT * FROM slo_alerts');
+    assert.equal(row?.webhook_fired, 'ok 204 (attempt 2)');
+    assert.equal(row?.webhook_resolved, 'failed: HTTP 400');
+    assert.deepEqual(got, ['503', '204', '400']);
+  } finally {
+    await h.close();
+    server.close();
   }
 });

@@ -42,6 +42,11 @@ export interface WebhookPayload {
 
 type State = 'up' | 'down' | 'unknown';
 
+export interface SloOptions {
+  /** Waits (real time, ms) before the webhook's second, third... attempt. Default 1 s, 4 s. */
+  webhookRetryDelays?: readonly number[];
+}
+
 export class SloSubsystem implements Subsystem {
   readonly name = 'slo';
   readonly #deps: SubsystemDeps;
@@ -62,11 +67,15 @@ export class SloSubsystem implements Subsystem {
   #last: Report | undefined;
   readonly #sums: SlidingSums;
   #lastFlush = -Infinity;
+  readonly #retryDelays: readonly number[];
+  /** Wakes webhook retries waiting for their next attempt (stop() cuts them short). */
+  #sleepers = new Set<() => void>();
   #running = false;
   readonly #gauges: { sli: Gauge; budget: Gauge; burn: Gauge; firing: Gauge };
 
-  constructor(deps: SubsystemDeps) {
+  constructor(deps: SubsystemDeps, opts: SloOptions = {}) {
     this.#deps = deps;
+    this.#retryDelays = opts.webhookRetryDelays ?? [1000, 4000];
     this.#config = deps.config;
     this.#repo = new SloRepo(deps.store);
     // Buckets before the minute of the last flush get no more writes: their sums slide with the window.
@@ -230,13 +239,37 @@ export class SloSubsystem implements Subsystem {
 
   #deliver(url: string, payload: WebhookPayload, id: number, state: 'firing' | 'resolved'): void {
     const p = (async () => {
-      let result: string;
-      try {
-        const res = await fetch(url, { method: 'POST', headers: { 'content-type': 'application/json', 'user-agent': 'bulwark-slo' }, body: JSON.stringify(payload), signal: AbortSignal.timeout(5000) });
-        await res.arrayBuffer().catch(() => undefined);
-        result = res.ok ? `ok ${res.status}` : `failed: HTTP ${res.status}`;
-      } catch (err) {
-        result = `failed: ${(err as Error).cause instanceof Error ? ((err as Error).cause as Error).message : (err as Error).message}`;
+      const delays = [0, ...this.#retryDelays];
+      let result = '';
+      for (let attempt = 1; attempt <= delays.length; attempt++) {
+        const wait = delays[attempt - 1] ?? 0;
+        if (wait > 0) {
+          if (!this.#running) break; // stopping: no more retries
+          await new Promise<void>((resolve) => {
+            const timer = setTimeout(() => {
+              this.#sleepers.delete(wake);
+              resolve();
+            }, wait);
+            const wake = (): void => {
+              clearTimeout(timer);
+              resolve();
+            };
+            this.#sleepers.add(wake);
+          });
+          if (!this.#running) break;
+        }
+        let retry = true;
+        try {
+          const res = await fetch(url, { method: 'POST', headers: { 'content-type': 'application/json', 'user-agent': 'bulwark-slo' }, body: JSON.stringify(payload), signal: AbortSignal.timeout(5000) });
+          await res.arrayBuffer().catch(() => undefined);
+          result = res.ok ? `ok ${res.status}` : `failed: HTTP ${res.status}`;
+          // A receiver that refuses the request (4xx other than 429) will refuse it again.
+          retry = !res.ok && (res.status >= 500 || res.status === 429);
+        } catch (err) {
+          result = `failed: ${(err as Error).cause instanceof Error ? ((err as Error).cause as Error).message : (err as Error).message}`;
+        }
+        if (attempt > 1) result += ` (attempt ${attempt})`;
+        if (result.startsWith('ok') || !retry) break;
       }
       if (result.startsWith('failed')) {
         const e = new BulwarkError('BULWARK_SLO_WEBHOOK_FAILED', `alert webhook ${url} for SLO ${payload.slo} (${state}) was not delivered: ${result.slice(8)}`);
@@ -273,6 +306,8 @@ export class SloSubsystem implements Subsystem {
     } catch (err) {
       this.#deps.logger.error({ err: describeError(err) }, 'slo: final flush failed');
     }
+    for (const wake of [...this.#sleepers]) wake();
+    this.#sleepers.clear();
     await Promise.race([this.settled(), new Promise((r) => setTimeout(r, 3000).unref())]);
   }
 
@@ -390,7 +425,7 @@ export class SloSubsystem implements Subsystem {
 }
 
 /** The factory the daemon calls: undefined when no SLO is configured. */
-export function createSlo(deps: SubsystemDeps): SloSubsystem | undefined {
+export function createSlo(deps: SubsystemDeps, opts?: SloOptions): SloSubsystem | undefined {
   if (Object.keys(deps.config.slos).length === 0) return undefined;
-  return new SloSubsystem(deps);
+  return new SloSubsystem(deps, opts);
 }
