@@ -194,18 +194,18 @@ export class PgCluster {
     const c = this.#d.config;
     const nodes = [...this.#nodes.values()];
     for (const n of nodes) n.pidAlive = n.ctl.postmasterPid() !== undefined;
-    // who is primary: the recorded one; else one running out of recovery; else an initialized node without standby.signal; else the first
-    let primary = this.#primary;
-    if (!primary) {
-      for (const n of nodes) {
-        if (!n.pidAlive) continue;
-        const o = await observe(this.#target(n), 2000, () => this.#d.clock.now());
-        if (o.ok && o.inRecovery === false) {
-          primary = n.spec.name;
-          break;
-        }
-      }
+    // Who is primary: a node running out of recovery (observation beats records: another instance
+    // may have failed over since this one recorded anything; with several, the recorded one wins
+    // and the others are fenced by the loop); else the recorded one; else an initialized node
+    // without standby.signal; else the first.
+    const running: string[] = [];
+    for (const n of nodes) {
+      if (!n.pidAlive) continue;
+      const o = await observe(this.#target(n), 2000, () => this.#d.clock.now());
+      if (o.ok && o.inRecovery === false) running.push(n.spec.name);
     }
+    let primary = running.length === 0 ? this.#primary : this.#primary && running.includes(this.#primary) ? this.#primary : running[0];
+    if (primary !== this.#primary && primary !== undefined) this.#fenced.delete(primary);
     primary ??= nodes.find((n) => n.ctl.initialized() && !n.ctl.isStandbyConfigured())?.spec.name;
     primary ??= nodes.find((n) => !n.ctl.initialized())?.spec.name ?? nodes[0]?.spec.name;
     const p = this.#node(primary as string);
@@ -271,6 +271,7 @@ export class PgCluster {
       if (!this.#d.lease.isHeld()) await this.#tryLease();
       await this.#observeAll();
       const leader = this.#d.lease.isHeld();
+      if (!leader) this.#followObservation();
       if (leader && !this.#bootstrapped && !this.#busy) {
         await this.#serial('bootstrap', () => this.#bootstrap()).catch((err) => this.#d.logger.error({ database: this.name, err: describeError(err) }, 'bootstrap failed; retrying'));
       }
@@ -302,6 +303,15 @@ export class PgCluster {
     for (const n of this.#nodes.values()) {
       this.#d.metrics.role(this.name, n.spec.name, this.#roleOf(n));
       this.#d.metrics.lag(this.name, n.spec.name, this.#lagOf(n, p));
+    }
+  }
+
+  /** Not the leader: route to what is observed (exactly one node out of recovery), never change roles. */
+  #followObservation(): void {
+    const primaries = [...this.#nodes.values()].filter((n) => n.obs?.ok && n.obs.inRecovery === false);
+    if (primaries.length === 1 && primaries[0] && primaries[0].spec.name !== this.#primary) {
+      this.#primary = primaries[0].spec.name;
+      this.#bootstrapped = false; // on taking the lease, start from what is observed
     }
   }
 
