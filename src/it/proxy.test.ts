@@ -484,3 +484,91 @@ test('/metrics parses as Prometheus text and has the proxy and health families',
     await closeHttp(b.server);
   }
 });
+
+test('reload drains a removed backend: its request in flight completes, new requests go to the new backend, then it leaves the table', async () => {
+  let release: () => void = () => {};
+  const held = new Promise<void>((r) => (release = r));
+  let slowGot = 0;
+  const slow = createHttpServer((req, res) => {
+    if (req.url === '/health') return void res.end('ok');
+    slowGot++;
+    void held.then(() => res.end('slow'));
+  });
+  await new Promise<void>((r) => slow.listen(0, '127.0.0.1', () => r()));
+  const fast = await httpBackend('fast');
+  const slowAddr = `127.0.0.1:${(slow.address() as AddressInfo).port}`;
+  const svc = (backends: Array<{ name: string; address: string }>): Record<string, unknown> => ({ web: { listen: '127.0.0.1:0', backends, drain_timeout: '30s' } });
+  const plane = await startPlane({ services: svc([{ name: 'slow', address: slowAddr }]) });
+  const agent = new Agent({ keepAlive: true, maxSockets: 4 });
+  try {
+    const addr = plane.proxyAddress('web');
+    const inflight = get(addr, '/a', agent);
+    await waitFor(() => slowGot === 1, { what: 'the request reached slow' });
+    const { configSchema } = await import('../core/config/schema.js');
+    const cfg = plane.daemon.config;
+    const next = configSchema.parse({ api: cfg.api, state_dir: cfg.state_dir, services: svc([{ name: 'fast', address: fast.address }]) });
+    await plane.daemon.reload({ config: next, file: 'reload.yaml', baseDir: '.' });
+    assert.equal(plane.proxyAddress('web'), addr, 'same listener after reload');
+    assert.deepEqual(rows(plane).map((r) => [r['backend'], r['state']]), [['slow', 'draining'], ['fast', 'unknown']]);
+    for (let i = 0; i < 5; i++) assert.equal((await get(addr, '/b', agent)).backend, 'fast');
+    release();
+    const r = await inflight;
+    assert.equal(r.status, 200);
+    assert.equal(r.backend, 'slow');
+    await waitFor(() => rows(plane).length === 1, { what: 'slow removed after draining' });
+    assert.equal(rows(plane)[0]?.['backend'], 'fast');
+  } finally {
+    agent.destroy();
+    await plane.stop();
+    await closeHttp(slow);
+    await closeHttp(fast.server);
+  }
+});
+
+test('proxy.request marks 502 and 503 as not ok', async () => {
+  const dead = await spawnBackend('gone');
+  await killHard(dead);
+  const plane = await startPlane({ services: { web: { listen: '127.0.0.1:0', backends: [{ name: 'gone', address: dead.address }], retries: 0, passive: { consecutive_failures: 1, base_ejection: '1m' } } } });
+  const agent = new Agent({ keepAlive: true });
+  try {
+    const addr = plane.proxyAddress('web');
+    assert.equal((await get(addr, '/', agent)).status, 502);
+    assert.equal((await get(addr, '/', agent)).status, 503, 'ejected after one failure: nothing left to route to');
+    const ev = plane.seen('proxy.request');
+    assert.deepEqual(ev.map((e) => [e.status, e.ok]), [[502, false], [503, false]]);
+    assert.equal(ev[0]?.backend, 'gone');
+    assert.equal(ev[1]?.backend, undefined);
+  } finally {
+    agent.destroy();
+    await plane.stop();
+  }
+});
+
+test('the demo part starts three backends and a services.web config that serves through the proxy', async () => {
+  const { prepareDemo } = await import('../app/demo.js');
+  const { loadConfig } = await import('../core/config/load.js');
+  const { proxyDemoPart } = await import('../proxy/demo.js');
+  const { createLogger } = await import('../core/logger.js');
+  const logger = createLogger({ level: 'silent' });
+  const demo = await prepareDemo({ listen: '127.0.0.1:0', logger, parts: [proxyDemoPart] });
+  try {
+    const loaded = loadConfig(demo.configFile);
+    const web = loaded.config.services['web'];
+    assert.ok(web);
+    assert.equal(web.backends.length, 3);
+    assert.match(web.listen, /^127\.0\.0\.1:\d+$/);
+    const plane = await startPlane({ services: { web: { ...web, listen: '127.0.0.1:0', health: { http: { path: '/health' }, interval: '100ms' } } } });
+    try {
+      await waitFor(() => plane.seen('health.transition').filter((t) => t.to === 'up').length === 3, { what: 'demo backends up' });
+      const agent = new Agent({ keepAlive: true });
+      const names = new Set<string>();
+      for (let i = 0; i < 9; i++) names.add((await get(plane.proxyAddress('web'), '/', agent)).backend.trim());
+      agent.destroy();
+      assert.deepEqual([...names].sort(), ['hello from web-1', 'hello from web-2', 'hello from web-3']);
+    } finally {
+      await plane.stop();
+    }
+  } finally {
+    await demo.stop();
+  }
+});
