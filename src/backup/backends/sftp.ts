@@ -307,8 +307,8 @@ export class SftpBackend implements Backend {
   /** After a generic SFTP failure on write: is the disk (nearly) full? statvfs@openssh.com tells. */
   async #isFull(s: SFTPWrapper, dir: string, need: number): Promise<boolean> {
     try {
-      const v = await cb<{ bavail: number; frsize: number; favail: number }>((d) => s.ext_openssh_statvfs(dir, d));
-      return Number(v.bavail) * Number(v.frsize) < need + 65536 || Number(v.favail) === 0;
+      const v = await cb<{ f_bavail: number | bigint; f_frsize: number | bigint; f_favail: number | bigint }>((d) => s.ext_openssh_statvfs(dir, d));
+      return Number(v.f_bavail) * Number(v.f_frsize) < need + 65536 || Number(v.f_favail) === 0;
     } catch {
       return false;
     }
