@@ -19,6 +19,7 @@ export interface SloDefinition {
   sli: SliKind;
   /** Request SLIs count requests; probe SLIs count milliseconds. */
   timeBased: boolean;
+  /** Minimum-events guard of request SLIs (time slices use each tier's short window instead). */
   tiers: AlertTier[];
   minEvents: number;
 }
@@ -166,7 +167,9 @@ export class SloEngine {
       def.tiers.map((t) => ({ long: countsAt.get(t.long_ms) as Counts, short: countsAt.get(t.short_ms) as Counts })),
       c.objective,
       win.length_ms,
-      def.minEvents,
+      // Time slices: a tier needs at least its short window of observed time in its long window,
+      // so a blip in the first seconds after Bulwark starts does not page.
+      def.timeBased ? (t) => t.short_ms : def.minEvents,
     );
     const fastest = [...def.tiers].sort((x, y) => x.long_ms - y.long_ms)[0];
     const currentBurn = fastest ? (burnRates[label(fastest.long_ms)] ?? null) : null;

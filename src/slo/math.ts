@@ -109,7 +109,8 @@ export function budget(objective: number, windowMs: number, counts: Counts, opts
   const bad = Math.max(0, counts.total - counts.good);
   let expected: number;
   if (opts.timeBased) expected = windowMs;
-  else expected = opts.coveredMs > 0 ? (counts.total * windowMs) / Math.min(windowMs, opts.coveredMs) : 0;
+  // Without a record of coverage (no daemon uptime known), take the requests seen as the window's.
+  else expected = opts.coveredMs > 0 ? (counts.total * windowMs) / Math.min(windowMs, opts.coveredMs) : counts.total;
   const total = ratio * expected;
   const consumedRatio = total > 0 ? bad / total : 0;
   const totalMinutes = budgetMinutes(objective, windowMs);
@@ -149,17 +150,25 @@ export interface TierResult {
 }
 
 /**
- * Evaluates every tier. minEvents: the long window must hold at least this many valid events
- * (request SLIs) for the tier to fire, so a quiet service does not page on one error.
+ * Evaluates every tier. minEvents: the long window must hold at least this many valid events for
+ * the tier to fire (requests, so a quiet service does not page on one error; for time slices, ms
+ * of observed time), as a number or per tier.
  */
-export function evaluateTiers(tiers: readonly AlertTier[], inputs: readonly TierInput[], objective: number, windowMs: number, minEvents: number): TierResult[] {
+export function evaluateTiers(
+  tiers: readonly AlertTier[],
+  inputs: readonly TierInput[],
+  objective: number,
+  windowMs: number,
+  minEvents: number | ((tier: AlertTier) => number),
+): TierResult[] {
   return tiers.map((tier, index) => {
+    const min = typeof minEvents === 'number' ? minEvents : minEvents(tier);
     const input = inputs[index] as TierInput;
     const threshold = burnThreshold(tier, windowMs);
     const burnLong = burnRate(errorRatio(input.long) ?? 0, objective);
     const burnShort = burnRate(errorRatio(input.short) ?? 0, objective);
     const over = burnLong >= threshold && burnShort >= threshold && input.long.total > 0 && input.short.total > 0;
-    const guarded = over && input.long.total < minEvents;
+    const guarded = over && input.long.total < min;
     return { tier, index, threshold, burn_long: burnLong, burn_short: burnShort, condition: over && !guarded, guarded };
   });
 }

@@ -403,3 +403,31 @@ slos:
     server.close();
   }
 });
+
+test('probe SLO: a blip right after Bulwark starts does not page; an outage with enough observed time does', async () => {
+  const h = await harness(`${SERVICE}
+slos:
+  web-probe: { service: web, sli: probe, objective: 99.9%, window: 30d }
+`);
+  const set = (to: 'up' | 'down', from: 'up' | 'down' | 'unknown'): void => h.events.emit('health.transition', { service: 'web', node: 'web-1', from, to, reason: 'test', at: h.clock.now() });
+  try {
+    set('up', 'unknown');
+    h.clock.advance(20_000);
+    set('down', 'up');
+    h.clock.advance(10_000);
+    set('up', 'down');
+    h.clock.advance(2 * MINUTE_MS);
+    assert.equal(h.alerts.length, 0, 'less than the short window of observed time: guarded');
+    const r = h.slo.report().slos[0];
+    assert.equal(r?.total && r.total - r.good, 10_000, 'the blip still counts against the budget');
+    assert.equal(r?.tiers[0]?.guarded, true);
+    h.clock.advance(10 * MINUTE_MS);
+    set('down', 'up');
+    h.clock.advance(3 * MINUTE_MS);
+    const page = h.alerts.find((a) => a.state === 'firing');
+    assert.equal(page?.severity, 'page');
+    assert.equal(page?.window, '1h/5m');
+  } finally {
+    await h.close();
+  }
+});
