@@ -96,7 +96,7 @@ function printDetail(s: SloReport): void {
   const lines = [
     `\n${s.name} (service ${s.service}, ${s.sli}, objective ${pct(s.objective)} over ${s.window.label === 'month' ? 'the calendar month' : s.window.label})`,
     `  SLI          ${s.value_text ?? 'no data'} (${nines(s)} nines): ${counts}`,
-    `  budget       ${(s.budget.remaining_ratio * 100).toFixed(2)}% left = ${formatDuration(s.budget.remaining_minutes * 60_000)} of full outage, of ${formatDuration(s.budget.total_minutes * 60_000)}`,
+    `  budget       ${(s.budget.remaining_ratio * 100).toFixed(2)}% left = ${formatDuration(s.budget.remaining_minutes * 60_000)} of full outage, of ${formatDuration(s.budget.total_minutes * 60_000)}; consumed ${(s.budget.consumed_ratio * 100).toFixed(2)}% = ${formatDuration(s.budget.consumed_minutes * 60_000)}`,
     `  burn rates   ${Object.entries(s.burn_rates).map(([w, v]) => `${w} ${burn(v)}`).join('  ')}`,
     `  exhaustion   ${s.time_to_exhaustion_ms === null ? 'never at the current burn' : `in ${formatDuration(s.time_to_exhaustion_ms)} at ${burn(s.current_burn)}`}`,
   ];
