@@ -97,7 +97,8 @@ export interface Report {
 
 /** Percentage with four decimals, truncated rather than rounded up (99.99996% is not 100.0000%). */
 export function percentText(v: number): string {
-  const p = Math.floor(v * 1e6) / 1e4;
+  // The epsilon undoes binary rounding (0.57 x 1e6 = 569999.9999999999) without rounding up.
+  const p = Math.floor(v * 1e6 + 1e-6) / 1e4;
   return `${p.toFixed(4)}%`;
 }
 

@@ -10,6 +10,7 @@ import { predictService } from './predict.js';
 import { bucketFor, latencyBounds, LE_INF, MinuteAggregator } from './recorder.js';
 import { KEYS, SloRepo } from './repo.js';
 import { SlidingSums } from './sums.js';
+import { percentText } from './engine.js';
 import { compactToHours, normalise, splitByMinute, sumBuckets, windowAt } from './windows.js';
 
 const T0 = Date.UTC(2026, 2, 10, 12, 0, 0);
@@ -200,4 +201,12 @@ test('sliding sums equal full sums as windows move, with exclusions, across roll
   } finally {
     store.close();
   }
+});
+
+test('the SLI is printed with four decimals, truncated: 99.99996% is not 100.0000%', () => {
+  assert.equal(percentText(0.0157), '1.5700%'); // 0.0157 x 1e6 = 15699.999999999998 in binary
+  assert.equal(percentText(0.9999996), '99.9999%');
+  assert.equal(percentText(1), '100.0000%');
+  assert.equal(percentText(2 / 3), '66.6666%');
+  assert.equal(percentText(0.999712), '99.9712%');
 });
