@@ -12,6 +12,8 @@ import { scratchDir } from '../../testing/helpers.js';
 import { openRepository, restore } from '../engine.js';
 import { startS3rver, type S3Server } from '../backends/s3rver.testkit.js';
 import { startSshd, type Sshd } from '../backends/sshd.testkit.js';
+import { VaultBackend } from '../backends/vault.js';
+import { VaultServer } from '../vault/server.js';
 import { openTargetBackend } from './targets.js';
 import { removableSnapshots, runPlan } from './run.js';
 
@@ -143,4 +145,47 @@ test('retention: an immutable target keeps snapshots still under the lock; a mut
   ];
   assert.deepEqual(removableSnapshots(decisions, 30 * day, now), { remove: ['old'], keptLocked: ['recent'] });
   assert.deepEqual(removableSnapshots(decisions, false, now), { remove: ['old', 'recent'], keptLocked: [] });
+});
+
+test('retention per target: a mutable target forgets and prunes; an immutable vault target keeps what is locked and refuses deletes anyway', { timeout: 60_000 }, async () => {
+  const scratch = scratchDir('bulwark-plan-ret-');
+  const token = 'client-token-0123456789abcdef';
+  const server = new VaultServer({ root: join(scratch.dir, 'vault'), tokens: [{ name: 'c', token, role: 'client' }], appendOnly: true, retentionMs: 7 * 86_400_000 });
+  try {
+    const addr = await server.listen('127.0.0.1:0');
+    makeSource(scratch.dir);
+    writeFileSync(join(scratch.dir, 'pw'), 'pw');
+    writeFileSync(join(scratch.dir, 'tok'), token);
+    const cfg = configSchema.parse({
+      backups: {
+        app: {
+          paths: ['./data'],
+          password_file: 'pw',
+          keep: { last: 1 },
+          targets: [
+            { name: 'disk', repo: './disk', media: 'hdd' },
+            { name: 'vault', repo: `vault://${addr}/app`, media: 'vault', offsite: true, immutable: '7d', token_file: 'tok' },
+          ],
+        },
+      },
+    });
+    const plan = cfg.backups['app'] as BackupPlanConfig;
+    const first = await runPlan('app', plan, { baseDir: scratch.dir });
+    assert.equal(first.ok, true, JSON.stringify(first.targets));
+    writeFileSync(join(scratch.dir, 'data', 'changed'), randomBytes(10_000));
+    const second = await runPlan('app', plan, { baseDir: scratch.dir });
+    assert.equal(second.ok, true, JSON.stringify(second.targets));
+    const by = Object.fromEntries(second.targets.map((t) => [t.target, t]));
+    assert.deepEqual(by['disk']?.retention, { removed: [first.targets[0]?.snapshot], keptLocked: [], pruned: true });
+    assert.deepEqual(by['vault']?.retention, { removed: [], keptLocked: [first.targets[1]?.snapshot], pruned: false });
+    assert.equal(readdirSync(join(scratch.dir, 'disk', 'snapshots')).length, 1);
+    assert.equal(readdirSync(join(scratch.dir, 'vault', 'app', 'snapshots')).length, 2);
+    // and the vault itself would refuse: everything the plan wrote there carries the lock
+    const c = new VaultBackend({ host: '127.0.0.1', port: Number(addr.split(':').pop()), name: 'app', token });
+    await assert.rejects(c.remove({ type: 'snapshots', name: first.targets[1]?.snapshot as string }), { code: 'BULWARK_BACKEND_REFUSED' });
+    await c.close();
+  } finally {
+    await server.close();
+    scratch.cleanup();
+  }
 });
