@@ -10,7 +10,8 @@ import { silentLogger } from '../core/logger.js';
 import { SqliteStore } from '../store/sqlite.js';
 import { LocalCoordination } from '../coord/local.js';
 import { PgCluster } from './cluster.js';
-import { pgFixture, postmasterPid, withClient } from './pg.testkit.js';
+import { PG_BIN, pgFixture, postmasterPid, withClient } from './pg.testkit.js';
+import { PgCtl } from './pgctl.js';
 import { waitFor } from '../testing/helpers.js';
 import { existsSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
@@ -106,8 +107,8 @@ test('warm standbys, three nodes: failover promotes one, repoints the other to i
   }
 });
 
-test('rejoin: when pg_rewind fails the node is cloned again (and never started as a primary)', async () => {
-  const { fx, cluster, topo, cleanup } = await setup({ auto_rejoin: false });
+test('a fenced old primary started by hand is fenced again; when pg_rewind fails the node is cloned again', async () => {
+  const { fx, cluster, topo, audits, cleanup } = await setup({ auto_rejoin: false });
   try {
     await cluster.start();
     const [n1, n2] = fx.nodes as [(typeof fx.nodes)[0], (typeof fx.nodes)[0]];
@@ -118,6 +119,15 @@ test('rejoin: when pg_rewind fails the node is cloned again (and never started a
     // fenced: standby.signal is there, so a manual start could only come up read-only
     assert.ok(existsSync(join(n1.data_dir, 'standby.signal')));
     assert.equal(postmasterPid(n1.data_dir), undefined);
+    // someone starts the fenced old primary by hand as a primary (removing standby.signal first):
+    // Bulwark fences it again on the next round, and pg-2 stays the only primary
+    rmSync(join(n1.data_dir, 'standby.signal'));
+    // (pg_ctl may report failure when Bulwark kills the server while it is still starting)
+    await new PgCtl({ name: 'pg-1', host: n1.host, port: n1.port, dataDir: n1.data_dir }, { binDir: PG_BIN, osUser: 'postgres', superuser: 'postgres', logFile: join(fx.dir, 'manual.log') }).start().catch(() => undefined);
+    await waitFor(() => audits.some((a) => a.kind === 'db.fence'), { timeoutMs: 10_000, what: 'Bulwark fencing the second primary' });
+    await waitFor(() => postmasterPid(n1.data_dir) === undefined && existsSync(join(n1.data_dir, 'standby.signal')), { timeoutMs: 10_000, what: 'the second primary fenced' });
+    assert.equal(lastTopo(topo)?.primary?.node, 'pg-2');
+    assert.ok(audits.some((a) => a.kind === 'db.fence'));
     // break the old primary so that pg_rewind cannot work on it
     rmSync(join(n1.data_dir, 'global', 'pg_control'));
     await cluster.rejoin('pg-1');

@@ -74,6 +74,17 @@ test('asynchronous pair: failover after SIGKILL under write load, rejoin, then a
     assert.equal(st.code, 0, st.stderr);
     assert.match(st.stdout, /primary pg-1/);
     assert.match(st.stdout, /switchover/);
+
+    // bad input gets a registry code and a non-zero exit
+    const unknown = await runCli(['db', 'status', 'nosuch', '-c', plane.configFile]);
+    assert.equal(unknown.code, 2);
+    assert.match(unknown.stderr, /BULWARK_DB_UNKNOWN.*nosuch/);
+    const already = await runCli(['db', 'switchover', 'main', '--to', 'pg-1', '-c', plane.configFile]);
+    assert.equal(already.code, 1);
+    assert.match(already.stderr, /BULWARK_DB_SWITCHOVER: pg-1 is already the primary/);
+    const noNode = await runCli(['db', 'switchover', 'main', '--to', 'pg-9', '-c', plane.configFile]);
+    assert.equal(noNode.code, 2);
+    assert.match(noNode.stderr, /BULWARK_DB_UNKNOWN/);
   } finally {
     await plane.stop();
   }

@@ -131,7 +131,7 @@ export class PgCtl {
       return undefined;
     }
     try {
-      if (!readFileSync(`/proc/${pid}/cmdline`, 'utf8').includes('postgres')) return undefined;
+      if (!readFileSync(`/proc/${pid}/cmdline`, 'utf8').includes('postgres')) return undefined; // zombie (empty) or another program
     } catch {
       return undefined;
     }
@@ -171,6 +171,9 @@ export class PgCtl {
 
   /** Starts the node on its own port and host (pg_rewind copies the source's config, so these always come from -o). */
   async start(): Promise<void> {
+    // A killed postmaster can linger as a zombie (a PID 1 that does not reap): postgres would take
+    // its pid file for a live server. The pid file of a postmaster that is not running is stale.
+    if (this.postmasterPid() === undefined) rmSync(join(this.node.dataDir, 'postmaster.pid'), { force: true });
     const opts = `-p ${this.node.port} -c listen_addresses=${this.node.host} -c cluster_name=${this.node.name}`;
     await this.#must('pg_ctl', ['start', '-D', this.node.dataDir, '-w', '-t', '60', '-o', opts], 'pg_ctl start', { detachedLog: true, timeoutMs: 70_000 });
   }
