@@ -74,7 +74,8 @@ export class MinuteAggregator {
   setState(key: string, state: TriState, at: number): void {
     const cur = this.#slices.get(key);
     if (cur) this.#account(key, cur, at);
-    this.#slices.set(key, { state, since: at });
+    // A transition stamped before time already accounted starts where the accounting stopped.
+    this.#slices.set(key, { state, since: cur ? Math.max(at, cur.since) : at });
   }
 
   /** Stops accounting a time-slice key (its time becomes missing data). */

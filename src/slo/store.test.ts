@@ -41,6 +41,9 @@ test('time slices split across minutes; unknown state is not counted', () => {
   const { counts } = a.drain(120_000);
   assert.deepEqual(counts.map((c) => [c.bucket_start, c.good, c.total]), [[0, 30_000, 30_000], [60_000, 30_000 + 10_000, 30_000 + 10_000 + 10_000]]);
   assert.deepEqual(a.drain(120_000).counts, []);
+  // A transition stamped before the last drain is not counted twice.
+  a.setState('k', 'down', 100_000);
+  assert.deepEqual(a.drain(150_000).counts.map((c) => [c.bucket_start, c.good, c.total]), [[120_000, 0, 30_000]]);
 });
 
 test('latency bounds include the configured thresholds; observations land in the first bound at or above them', () => {

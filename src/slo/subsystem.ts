@@ -111,6 +111,7 @@ export class SloSubsystem implements Subsystem {
       const m = this.#firing.get(a.slo) ?? new Map<number, number>();
       m.set(a.tier, a.id);
       this.#firing.set(a.slo, m);
+      this.#gauges.firing.set({ slo: a.slo, severity: a.severity, window: a.tier_window }, 1);
     }
     this.#unsubscribe.push(events.on('proxy.request', (e) => this.#onRequest(e)));
     this.#unsubscribe.push(events.on('health.transition', (e) => this.#onHealth(e)));
