@@ -25,15 +25,18 @@ export interface DbStatusBody {
   history: Array<{ kind: string; old_primary: string; new_primary: string; write_downtime_ms: number | null; ok: number }>;
 }
 
-export async function startPlane(opts: { database?: Record<string, unknown>; coordination?: Record<string, unknown>; nodes?: number } = {}): Promise<Plane> {
-  const fx = await pgFixture(opts.nodes ?? 2);
+export async function startPlane(
+  opts: { database?: Record<string, unknown>; coordination?: Record<string, unknown>; nodes?: number; fixture?: PgFixture; name?: string } = {},
+): Promise<Plane & { kill(): Promise<void> }> {
+  const owns = opts.fixture === undefined;
+  const fx = opts.fixture ?? (await pgFixture(opts.nodes ?? 2));
   const apiPort = await freePort();
   const listenPort = await freePort();
   const readPort = await freePort();
-  const configFile = join(fx.dir, 'bulwark.yaml');
+  const configFile = join(fx.dir, `${opts.name ?? 'bulwark'}.yaml`);
   const config = {
     api: { listen: `127.0.0.1:${apiPort}` },
-    state_dir: join(fx.dir, 'var'),
+    state_dir: join(fx.dir, `${opts.name ?? 'bulwark'}-var`),
     log: { level: 'info' },
     coordination: opts.coordination ?? { kind: 'local' },
     databases: { main: fx.database({ listen: `127.0.0.1:${listenPort}`, read_listen: `127.0.0.1:${readPort}`, ...opts.database }) },
@@ -41,7 +44,7 @@ export async function startPlane(opts: { database?: Record<string, unknown>; coo
   writeFileSync(configFile, stringify(config));
   const child = startCli(['up', '-c', configFile]);
   const api = `http://127.0.0.1:${apiPort}`;
-  const plane: Plane = {
+  const plane: Plane & { kill(): Promise<void> } = {
     fx,
     api,
     listen: { host: '127.0.0.1', port: listenPort },
@@ -59,7 +62,12 @@ export async function startPlane(opts: { database?: Record<string, unknown>; coo
         await exited(child);
         clearTimeout(t);
       }
-      fx.cleanup();
+      if (owns) fx.cleanup();
+    },
+    kill: async () => {
+      if (child.exitCode !== null || child.signalCode !== null) return;
+      child.kill('SIGKILL');
+      await exited(child);
     },
   };
   try {

@@ -38,3 +38,33 @@ test('etcd unreachable: the lease is lost and the standby is not promoted; etcd 
     await etcd.stop();
   }
 });
+
+test('two instances on one etcd: the standby instance takes over the lease when the leader dies, then fails over', async () => {
+  const etcd = await startEtcd();
+  const coordination = { kind: 'etcd', endpoints: [etcd.endpoint], lease_ttl: '2s' };
+  let a: Awaited<ReturnType<typeof startPlane>> | undefined;
+  let b: Awaited<ReturnType<typeof startPlane>> | undefined;
+  try {
+    a = await startPlane({ coordination: { ...coordination, instance: 'a' }, name: 'a' });
+    await allStreaming(a);
+    b = await startPlane({ coordination: { ...coordination, instance: 'b' }, name: 'b', fixture: a.fx });
+    const sb = await b.status();
+    assert.equal(sb.leader, false, 'only one instance leads');
+    assert.equal(sb.primary, 'pg-1', 'the other routes to the observed primary');
+    const fx = a.fx;
+
+    await a.kill(); // the leading control plane dies (its PostgreSQL nodes keep running)
+    await waitFor(async () => (await b!.status()).leader, { timeoutMs: 15_000, what: 'instance b takes the lease' });
+    await withClient(b.listen.port, (c) => c.query('CREATE TABLE t (id int); INSERT INTO t VALUES (1)'), b.listen.host);
+
+    process.kill(postmasterPid(fx.nodes[0]!.data_dir) ?? 0, 'SIGKILL');
+    await waitFor(async () => (await b!.status()).primary === 'pg-2', { timeoutMs: 30_000, what: 'instance b fails over' });
+    await waitFor(() => withClient(b!.listen.port, async (c) => (await c.query('INSERT INTO t VALUES (2)')).rowCount === 1, b!.listen.host), { timeoutMs: 15_000, what: 'writes through instance b' });
+    assert.equal(await withClient(fx.nodes[1]!.port, async (c) => (await c.query('SELECT count(*)::int AS n FROM t')).rows[0].n), 2);
+  } finally {
+    await b?.stop();
+    await a?.stop();
+    a?.fx.cleanup();
+    await etcd.stop();
+  }
+});
