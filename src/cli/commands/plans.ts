@@ -7,12 +7,15 @@ import type { Command } from 'commander';
 import { loadTls, loadTokens, parseRetention, VaultServer } from '../../backup/vault/server.js';
 import { drillPlan, getPlan, planStatus, runPlanRecorded, verifyPlan, type PlanContext } from '../../backup/plan/ops.js';
 import { planRunError } from '../../backup/plan/run.js';
+import { copySnapshots } from '../../backup/plan/copy.js';
+import { initRepository, openBackend, openRepository } from '../../backup/engine.js';
+import { readSecret } from '../../core/secrets.js';
 import { systemClock } from '../../core/clock.js';
 import { loadConfig, type LoadedConfig } from '../../core/config/load.js';
 import { BulwarkError } from '../../core/errors.js';
 import { formatBytes, formatDuration, parsePercent } from '../../core/units.js';
 import { SqliteStore } from '../../store/sqlite.js';
-import { notBuilt, printJson, printTable } from '../output.js';
+import { printJson, printTable } from '../output.js';
 
 interface PlanOpts {
   config: string;
@@ -39,12 +42,38 @@ async function withContext<T>(file: string, fn: (loaded: LoadedConfig, ctx: Plan
 export function registerPlanCommands(program: Command, backup: Command): void {
   backup
     .command('copy')
-    .description('copy snapshots between repositories')
-    .requiredOption('--from <url>')
-    .requiredOption('--to <url>')
+    .description('copy snapshots (all, or the given ids) from one repository into another; already copied ones are skipped')
+    .requiredOption('--from <url>', 'source repository')
+    .requiredOption('--to <url>', 'destination repository (created when missing)')
+    .option('--from-password-file <file>', 'source password (else BULWARK_PASSWORD)')
+    .option('--to-password-file <file>', 'destination password (else BULWARK_TO_PASSWORD, else the source password)')
+    .option('--json', 'print JSON')
     .argument('[snapshot...]')
-    .action(() => {
-      throw notBuilt('backup copy', 'a later iteration of 3-2-1 plans (a plan run already lands one snapshot in every target)');
+    .action(async (refs: string[], opts: { from: string; to: string; fromPasswordFile?: string; toPasswordFile?: string; json?: boolean }) => {
+      const fromPw = readSecret({ file: opts.fromPasswordFile }, process.cwd(), '--from-password-file') ?? (process.env['BULWARK_PASSWORD'] || undefined);
+      if (!fromPw) throw new BulwarkError('BULWARK_REPO_NO_PASSWORD', 'no password for the source repository', { hint: 'set BULWARK_PASSWORD or pass --from-password-file FILE' });
+      const toPw = readSecret({ file: opts.toPasswordFile }, process.cwd(), '--to-password-file') ?? (process.env['BULWARK_TO_PASSWORD'] || undefined) ?? fromPw;
+      const src = await openBackend(opts.from);
+      const dstBackend = await openBackend(opts.to);
+      try {
+        const from = await openRepository(src, fromPw);
+        let to;
+        try {
+          to = await openRepository(dstBackend, toPw);
+        } catch (err) {
+          if (!(err instanceof BulwarkError && err.code === 'BULWARK_REPO_NOT_FOUND')) throw err;
+          to = await initRepository(dstBackend, toPw);
+          if (!opts.json) process.stderr.write(`created repository at ${dstBackend.location}\n`);
+        }
+        const r = await copySnapshots(from, to, refs);
+        if (opts.json) printJson(r);
+        else {
+          printTable([...r.copied.map((c) => ({ snapshot: c.from.slice(0, 8), status: 'copied', new_id: c.to.slice(0, 8), blobs: c.blobs, bytes: formatBytes(c.bytes) })), ...r.skipped.map((id) => ({ snapshot: id.slice(0, 8), status: 'already there' }))], ['snapshot', 'status', 'new_id', 'blobs', 'bytes']);
+        }
+      } finally {
+        await src.close().catch(() => undefined);
+        await dstBackend.close().catch(() => undefined);
+      }
     });
 
   const plan = backup.command('plan').description('3-2-1 backup plans from the config');
