@@ -6,6 +6,7 @@ import { createProxy } from '../proxy/index.js';
 import { createFailover } from '../failover/index.js';
 import { createSlo } from '../slo/subsystem.js';
 import { createPlans } from '../backup/plan/subsystem.js';
+import { createAudit } from '../audit/subsystem.js';
 
 export type SubsystemFactory = (deps: SubsystemDeps) => Subsystem | undefined;
 
@@ -16,4 +17,5 @@ export const SUBSYSTEM_FACTORIES: SubsystemFactory[] = [
   createFailover, // after proxy: the proxy follows the db.topology events failover publishes
   createSlo, // after health and proxy: it records their events
   createPlans, // 3-2-1 backup plans: schedules, verification, drills, RPO
+  createAudit, // after plans: re-evaluates 3-2-1-1-0 on their backup.run events
 ];
