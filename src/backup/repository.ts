@@ -302,8 +302,13 @@ export class Repository {
 export function prepare(type: BlobType, data: Uint8Array, sha?: Buffer): PreparedBlob {
   const h = sha ?? sha256(data);
   if (data.length >= 128) {
-    const probe = data.length > 65536 ? zstdCompress(data.subarray(0, 65536), { compressionLevel: 1 }) : undefined;
-    if (!probe || probe.length < 65536 * 0.97) {
+    // Probe four 16 KiB windows spread over the chunk (a chunk may be half media, half zeros).
+    let worth = data.length <= 65536;
+    for (let w = 0; w < 4 && !worth; w++) {
+      const at = Math.floor(((data.length - 16384) * w) / 3);
+      if (zstdCompress(data.subarray(at, at + 16384), { compressionLevel: 1 }).length < 16384 * 0.97) worth = true;
+    }
+    if (worth) {
       const c = zstdCompress(data, { compressionLevel: 3 });
       if (c.length < data.length * 0.97) return { type, sha: h, rawLength: data.length, payload: c, compressed: true };
     }
@@ -334,6 +339,8 @@ export class RepoSink implements BlobSink {
   #indexWrites: Promise<void> = Promise.resolve();
   #lastSha: Buffer | undefined;
   #lastId: Buffer | undefined;
+  /** Pack buffers whose write finished, for reuse (fewer large allocations, less GC). */
+  readonly #pool: Buffer[] = [];
 
   constructor(repo: Repository, packSize: number) {
     this.#repo = repo;
@@ -362,8 +369,10 @@ export class RepoSink implements BlobSink {
     if (this.#repo.index.has(id) || this.#pending.has(hex)) return;
     const need = b.payload.length + SEAL_OVERHEAD;
     if (this.#size + need > this.#buf.length) {
-      // Grow (rare: the buffer starts at packSize + one max blob).
-      const next = Buffer.allocUnsafe(Math.max(this.#packSize + 4 * 1024 * 1024 + SEAL_OVERHEAD, this.#size + need));
+      // A pooled pack buffer, or grow (rare: it starts at packSize + one max blob + room for a header).
+      const want = Math.max(this.#packSize + 4 * 1024 * 1024 + 256 * 1024, this.#size + need);
+      const pooled = this.#size === 0 ? this.#pool.pop() : undefined;
+      const next = pooled && pooled.length >= want ? pooled : Buffer.allocUnsafe(want);
       this.#buf.copy(next, 0, 0, this.#size);
       this.#buf = next;
     }
@@ -389,6 +398,7 @@ export class RepoSink implements BlobSink {
     }
     data.writeUInt32LE(header.length, data.length - 4);
     const id = createHash('sha256').update(data).digest('hex');
+    const full = this.#buf;
     this.#buf = Buffer.allocUnsafe(0);
     this.#entries = [];
     this.#size = 0;
@@ -401,6 +411,7 @@ export class RepoSink implements BlobSink {
           this.#pending.delete(e.id.toString('hex'));
         }
         this.stats.packsWritten++;
+        if (full.length >= data.length && this.#pool.length < 2) this.#pool.push(full);
         this.#unindexed.push({ id, size: data.length, entries });
         if (this.#unindexed.length >= INDEX_EVERY) this.#writeIndex();
       },

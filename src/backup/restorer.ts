@@ -2,8 +2,9 @@
 // pack once, decrypt and decompress its blobs and write them at their offsets; all-zero chunks are
 // left as holes (sparse files come back sparse). Metadata last (dirs deepest first). --verify
 // re-reads what was written and compares chunk hashes.
-import { closeSync, ftruncateSync, linkSync, lutimesSync, mkdirSync, openSync, readSync, rmSync, symlinkSync, utimesSync, writeSync, lchownSync, chmodSync, chownSync, lstatSync } from 'node:fs';
+import { close as fsClose, constants, ftruncate as fsFtruncate, open as fsOpen, write as fsWrite, closeSync, linkSync, lutimesSync, mkdirSync, openSync, readSync, rmSync, symlinkSync, utimesSync,  lchownSync, chmodSync, chownSync, lstatSync } from 'node:fs';
 import { dirname, join } from 'node:path';
+import { promisify } from 'node:util';
 import { filePath } from './backend.js';
 import { sha256 } from './crypto.js';
 import type { Repository } from './repository.js';
@@ -80,20 +81,42 @@ function isZero(b: Buffer): boolean {
 const BLOCK = 4096;
 
 /** Writes buf at pos, skipping 4 KiB blocks of zeros (the file was created at full size: they stay holes). */
-function writeSparse(fd: number, buf: Buffer, pos: number): void {
+async function writeSparse(fd: number, buf: Buffer, pos: number): Promise<void> {
   let runStart = -1;
-  const flush = (end: number): void => {
+  const flush = async (end: number): Promise<void> => {
     let w = runStart;
-    while (w < end) w += writeSync(fd, buf, w, end - w, pos + w);
     runStart = -1;
+    while (w < end) w += (await fsp.write(fd, buf, w, end - w, pos + w)).bytesWritten;
   };
   for (let at = 0; at < buf.length; at += BLOCK) {
     const end = Math.min(buf.length, at + BLOCK);
     const zero = buf.subarray(at, end).equals(ZERO.subarray(0, end - at));
     if (!zero && runStart < 0) runStart = at;
-    else if (zero && runStart >= 0) flush(at);
+    else if (zero && runStart >= 0) await flush(at);
   }
-  if (runStart >= 0) flush(buf.length);
+  if (runStart >= 0) await flush(buf.length);
+}
+
+const fsp = {
+  write: promisify(fsWrite) as (fd: number, buf: Buffer, off: number, len: number, pos: number) => Promise<{ bytesWritten: number }>,
+  close: promisify(fsClose) as (fd: number) => Promise<void>,
+  open: promisify(fsOpen) as (path: string, flags: number, mode: number) => Promise<number>,
+  ftruncate: promisify(fsFtruncate) as (fd: number, len: number) => Promise<void>,
+};
+
+/** Creates a file (replacing whatever was there, never following a symlink) at its final size. */
+async function createAtSize(path: string, size: number): Promise<number> {
+  const flags = constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW;
+  let fd: number;
+  try {
+    fd = await fsp.open(path, flags, 0o600);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
+    rmSync(path, { force: true, recursive: true });
+    fd = await fsp.open(path, flags, 0o600);
+  }
+  if (size > 0) await fsp.ftruncate(fd, size);
+  return fd;
 }
 
 export async function restoreSnapshot(repo: Repository, snap: SnapshotInfo, opts: RestoreOptions): Promise<RestoreResult> {
@@ -178,20 +201,51 @@ export async function restoreSnapshot(repo: Repository, snap: SnapshotInfo, opts
   };
   await walk(snap.tree, '', 0);
 
-  // Create every file at its final size (holes everywhere), then fill in the data.
-  for (const f of files) {
-    try {
-      rmSync(f.path, { force: true });
-      const fd = openSync(f.path, 'w', 0o600);
-      try {
-        ftruncateSync(fd, f.node.size);
-      } finally {
-        closeSync(fd);
-      }
-    } catch (err) {
-      f.failed = (err as Error).message;
+  // Files are created on their first chunk (exclusive create, at full size: holes everywhere),
+  // written with asynchronous writes (the thread pool writes while this thread decrypts the next
+  // blobs), and closed after their last chunk.
+  const remaining = new Int32Array(files.length);
+  for (const bl of packBlobs.values()) for (const t of bl.targets) remaining[t.file] = (remaining[t.file] as number) + 1;
+  const fds = new Map<number, Promise<number>>();
+  const openFile = (fi: number): Promise<number> => {
+    let p = fds.get(fi);
+    if (!p) {
+      const f = files[fi] as FileItem;
+      p = createAtSize(f.path, f.node.size);
+      fds.set(fi, p);
     }
-  }
+    return p;
+  };
+  const finishFile = async (fi: number): Promise<void> => {
+    const p = fds.get(fi);
+    fds.delete(fi);
+    if (p) await p.then((fd) => fsp.close(fd), () => undefined);
+  };
+  const writes = new Set<Promise<void>>();
+  const MAX_WRITES = 16;
+  const track = async (p: Promise<void>): Promise<void> => {
+    writes.add(p);
+    void p.finally(() => writes.delete(p));
+    while (writes.size >= MAX_WRITES) await Promise.race(writes);
+  };
+  const target = (t: Target, plain: Buffer | undefined, failure: string | undefined): Promise<void> => {
+    const f = files[t.file] as FileItem;
+    const last = (remaining[t.file] = (remaining[t.file] as number) - 1) === 0;
+    return (async () => {
+      try {
+        if (failure) f.failed ??= failure;
+        if (!f.failed && plain) {
+          const fd = await openFile(t.file);
+          if (!isZero(plain)) await writeSparse(fd, plain, t.pos);
+          res.bytes += t.len;
+        }
+      } catch (err) {
+        f.failed ??= (err as Error).message;
+      } finally {
+        if (last) await finishFile(t.file);
+      }
+    })();
+  };
 
   const readPack = (pack: string, list: PackBlob[]): Promise<{ base: number; buf: Buffer }> => {
     let lo = Infinity;
@@ -211,46 +265,44 @@ export async function restoreSnapshot(repo: Repository, snap: SnapshotInfo, opts
     const cur = next as Promise<{ base: number; buf: Buffer }>;
     next = order[i + 1] ? readPack(order[i + 1]![0], order[i + 1]![1]) : undefined;
     next?.catch(() => undefined);
-    let got: { base: number; buf: Buffer };
+    let got: { base: number; buf: Buffer } | undefined;
+    let packErr: string | undefined;
     try {
       got = await cur;
     } catch (err) {
-      for (const b of list) for (const t of b.targets) files[t.file]!.failed ??= `pack ${filePath({ type: 'data', name: pack })} unreadable: ${(err as Error).message}`;
-      continue;
+      packErr = `pack ${filePath({ type: 'data', name: pack })} unreadable: ${(err as Error).message}`;
     }
     list.sort((a, b) => a.offset - b.offset);
     for (const b of list) {
-      let plain: Buffer;
-      try {
-        plain = repo.openBlob(got.buf.subarray(b.offset - got.base, b.offset - got.base + b.length), b.id, b.flags, filePath({ type: 'data', name: pack }));
-      } catch (err) {
-        for (const t of b.targets) files[t.file]!.failed ??= (err as Error).message;
-        continue;
-      }
-      const zero = isZero(plain);
-      for (const t of b.targets) {
-        const f = files[t.file] as FileItem;
-        if (f.failed) continue;
-        if (plain.length !== t.len) {
-          f.failed = `chunk length ${plain.length} differs from the recorded ${t.len}`;
-          continue;
-        }
-        res.bytes += t.len;
-        if (zero) continue;
+      let plain: Buffer | undefined;
+      let failure = packErr;
+      if (got) {
         try {
-          const fd = openSync(f.path, 'r+');
-          try {
-            writeSparse(fd, plain, t.pos);
-          } finally {
-            closeSync(fd);
-          }
+          plain = repo.openBlob(got.buf.subarray(b.offset - got.base, b.offset - got.base + b.length), b.id, b.flags, filePath({ type: 'data', name: pack }));
         } catch (err) {
-          f.failed = (err as Error).message;
+          failure = (err as Error).message;
         }
+      }
+      for (const t of b.targets) {
+        const bad = plain && plain.length !== t.len ? `chunk length ${plain.length} differs from the recorded ${t.len}` : failure;
+        await track(target(t, bad ? undefined : plain, bad));
       }
     }
     done++;
     opts.onProgress?.({ files: Math.round((files.length * done) / order.length), bytes: res.bytes, totalFiles: files.length, totalBytes });
+  }
+  await Promise.all(writes);
+  // Files without chunks (empty files, or whose chunks were all missing from the index).
+  for (let fi = 0; fi < files.length; fi++) {
+    const f = files[fi] as FileItem;
+    if (fds.has(fi)) await finishFile(fi);
+    if (!f.failed && (f.node.content ?? []).length === 0) {
+      try {
+        await fsp.close(await createAtSize(f.path, f.node.size));
+      } catch (err) {
+        f.failed = (err as Error).message;
+      }
+    }
   }
 
   for (const h of hardlinks) {

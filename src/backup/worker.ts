@@ -69,11 +69,13 @@ if (parentPort) {
         if (cut < 0) throw new Error('chunker asked for more data at a full buffer');
         const piece = buf.subarray(start, cut);
         const p = prepare(BLOB_DATA, piece);
-        const payload = p.compressed ? p.payload : new Uint8Array(piece); // copy: buf is reused
+        // A buffer of our own to transfer (not copy) to the main thread: buf is reused.
+        const own = p.payload.byteOffset === 0 && p.payload.byteLength === p.payload.buffer.byteLength && p.compressed;
+        const payload = own ? p.payload : new Uint8Array(p.compressed ? p.payload : piece);
         total += piece.length;
         unacked += payload.length;
         const sha = new Uint8Array(p.sha);
-        send({ t: 'chunk', job, sha, rawLength: p.rawLength, payload, compressed: p.compressed }, p.compressed ? [] : [payload.buffer as ArrayBuffer]);
+        send({ t: 'chunk', job, sha, rawLength: p.rawLength, payload, compressed: p.compressed }, [payload.buffer as ArrayBuffer]);
         start = cut;
         while (unacked > MAX_UNACKED) await waitAck();
       }
