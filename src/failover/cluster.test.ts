@@ -40,7 +40,7 @@ async function setup(extra: Record<string, unknown> = {}) {
 
 const lastTopo = (t: Array<BulwarkEvents['db.topology']>) => t[t.length - 1];
 
-test('failover: SIGKILL of the primary postmaster promotes the standby; the old primary rejoins as a standby', async () => {
+test('failover: SIGKILL of the primary postmaster promotes the standby; the old primary rejoins as a standby; a dead standby is restarted', async () => {
   const { fx, cluster, topo, audits, store, cleanup } = await setup();
   try {
     await cluster.start();
@@ -61,6 +61,12 @@ test('failover: SIGKILL of the primary postmaster promotes the standby; the old 
     await waitFor(() => cluster.status().nodes.find((n) => n.node === 'pg-1')?.role === 'standby' && cluster.status().nodes.find((n) => n.node === 'pg-1')?.streaming === 'yes', { timeoutMs: 60_000, what: 'pg-1 rejoined as a streaming standby' });
     assert.equal(await withClient(n1.port, async (c) => (await c.query('SELECT pg_is_in_recovery() AS r')).rows[0].r), true);
     await waitFor(() => withClient(n1.port, async (c) => (await c.query('SELECT count(*)::int AS n FROM t')).rows[0].n === 101), { timeoutMs: 10_000, what: 'pg-1 replays the new primary' });
+
+    // a standby whose postmaster dies is restarted as a standby (no failover, no rewind)
+    process.kill(postmasterPid(n1.data_dir) ?? 0, 'SIGKILL');
+    await waitFor(() => audits.some((a) => a.kind === 'db.restart'), { timeoutMs: 20_000, what: 'standby restarted' });
+    await waitFor(() => cluster.status().nodes.find((n) => n.node === 'pg-1')?.streaming === 'yes', { timeoutMs: 20_000, what: 'pg-1 streaming again' });
+    assert.equal(lastTopo(topo)?.primary?.node, 'pg-2');
 
     const rows = store.all<{ kind: string; ok: number; old_primary: string; new_primary: string; write_downtime_ms: number | null }>('SELECT * FROM db_failovers');
     assert.equal(rows.length, 1);

@@ -337,6 +337,18 @@ export class PgCluster {
   }
 
   #lastReplicaFlush = new Map<string, string>();
+  /** Nodes whose last rejoin or restart failed: not before this time again. */
+  #retryAt = new Map<string, number>();
+
+  async #restartStandby(n: NodeState, p: NodeState): Promise<void> {
+    this.#d.logger.info({ database: this.name, node: n.spec.name, primary: p.spec.name }, 'restarting a stopped standby');
+    n.ctl.killAll();
+    if (!n.ctl.initialized()) await n.ctl.clone(p.spec);
+    else n.ctl.configureStandby(p.spec);
+    await n.ctl.start();
+    n.fails = 0;
+    this.#audit('db.restart', `${this.name}/${n.spec.name}`, `restarted standby ${n.spec.name} (following ${p.spec.name})`);
+  }
 
   async #decide(): Promise<void> {
     const p = this.#primary ? this.#nodes.get(this.#primary) : undefined;
@@ -362,16 +374,23 @@ export class PgCluster {
       }
     }
     if (p.obs?.ok) await this.#maintainSync(p);
-    // rejoin fenced nodes; restart standbys that stopped
+    // rejoin fenced former primaries (rewind); restart standbys that stopped (as standbys: a
+    // crashed standby recovers as a standby, it must not go through pg_rewind's crash recovery)
     if (this.#d.config.auto_rejoin) {
+      const now = this.#d.clock.now();
       for (const n of this.#nodes.values()) {
-        if (n === p || this.#rejoining.has(n.spec.name)) continue;
-        if (this.#fenced.has(n.spec.name) || (!n.pidAlive && n.fails >= this.#d.config.fall)) {
-          void this.#serial('rejoin', () => this.#rejoin(n, p, this.#fenced.has(n.spec.name) ? 'former primary' : 'standby not running')).catch((err) =>
-            this.#d.logger.error({ database: this.name, node: n.spec.name, err: describeError(err) }, 'rejoin failed; will retry'),
-          );
-          return;
-        }
+        if (n === p || this.#rejoining.has(n.spec.name) || (this.#retryAt.get(n.spec.name) ?? 0) > now) continue;
+        const fenced = this.#fenced.has(n.spec.name);
+        if (!fenced && (n.pidAlive || n.fails < this.#d.config.fall)) continue;
+        const work = fenced ? () => this.#rejoin(n, p, 'former primary') : () => this.#restartStandby(n, p);
+        void this.#serial(fenced ? 'rejoin' : 'restart standby', work).then(
+          () => this.#retryAt.delete(n.spec.name),
+          (err) => {
+            this.#retryAt.set(n.spec.name, this.#d.clock.now() + 5000);
+            this.#d.logger.error({ database: this.name, node: n.spec.name, err: describeError(err) }, 'bringing the node back failed; retrying in 5 s');
+          },
+        );
+        return;
       }
     }
   }
@@ -427,7 +446,9 @@ export class PgCluster {
   /** Blocks writes at once (before fencing), whatever the observation loop last saw. */
   #publishBlocked(): void {
     this.#blocked = true;
-    this.#lastTopology = JSON.stringify({ primary: undefined, blocked: true });
+    const key = JSON.stringify({ primary: undefined, blocked: true });
+    if (key === this.#lastTopology) return;
+    this.#lastTopology = key;
     this.#d.events.emit('db.topology', { database: this.name, primary: undefined, replicas: [], at: this.#d.clock.now() });
   }
 

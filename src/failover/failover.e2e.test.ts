@@ -59,8 +59,8 @@ test('asynchronous pair: failover after SIGKILL under write load, rejoin, then a
     } finally {
       await load.stop();
     }
-    const s2 = await plane.status();
-    assert.equal(s2.primary, 'pg-1');
+    const s2 = await allStreaming(plane);
+    assert.equal(s2.primary, 'pg-1', 'after the switchover pg-1 is primary and pg-2 streams from it');
     const ids = await withClient(listen.port, async (c) => new Set((await c.query<{ id: number }>('SELECT id FROM load')).rows.map((r) => r.id)), listen.host);
     // asynchronous mode may lose the last writes of a crash, never those of a switchover: every
     // write acknowledged from just before the switchover on is on the new primary
