@@ -4,7 +4,7 @@
 // resume once the old primary has rejoined as the new synchronous standby.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { waitFor } from '../testing/helpers.js';
+import { runCli, waitFor } from '../testing/helpers.js';
 import { allStreaming, startPlane } from './e2e.testkit.js';
 import { readdirSync, readFileSync } from 'node:fs';
 import { postmasterPid, withClient, WriteLoad } from './pg.testkit.js';
@@ -21,7 +21,7 @@ function findProcess(cmdlinePrefix: string): number | undefined {
   return undefined;
 }
 
-test('synchronous pair: no acknowledged write is lost when the primary is SIGKILLed', async (t) => {
+test('synchronous pair: no acknowledged write is lost when the primary is SIGKILLed, nor in a switchover back', async (t) => {
   const plane = await startPlane({ database: { synchronous: true } });
   try {
     const { fx, listen } = plane;
@@ -59,6 +59,23 @@ test('synchronous pair: no acknowledged write is lost when the primary is SIGKIL
     assert.equal(s.primary, 'pg-2');
     const names2 = await withClient(fx.nodes[1]!.port, async (c) => (await c.query<{ s: string }>("SELECT current_setting('synchronous_standby_names') AS s")).rows[0]?.s);
     assert.equal(names2, 'FIRST 1 ("pg-1")', 'the rejoined old primary is the new synchronous standby');
+
+    // a synchronous switchover back under load loses nothing either
+    const load2 = new WriteLoad(listen.host, listen.port, 'load2');
+    await withClient(listen.port, (c) => c.query('CREATE TABLE load2 (id int primary key)'), listen.host);
+    load2.start();
+    try {
+      await load2.waitMore(30);
+      const sw = await runCli(['db', 'switchover', 'main', '--to', 'pg-1', '-c', plane.configFile], { timeoutMs: 120_000 });
+      assert.equal(sw.code, 0, sw.stderr);
+      assert.match(sw.stdout, /pg-2 -> pg-1/);
+      await load2.waitMore(30, 60_000);
+    } finally {
+      await load2.stop();
+    }
+    const ids2 = await withClient(fx.nodes[0]!.port, async (c) => new Set((await c.query<{ id: number }>('SELECT id FROM load2')).rows.map((r) => r.id)));
+    assert.deepEqual(load2.acked.filter((id) => !ids2.has(id)), []);
+    assert.equal((await allStreaming(plane)).primary, 'pg-1');
   } finally {
     await plane.stop();
   }
