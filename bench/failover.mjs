@@ -34,6 +34,15 @@ const PATRONI_RUNS = opt('--patroni-runs', 2);
 const WITH_PATRONI = !args.includes('--no-patroni');
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
+// Ctrl-C or SIGTERM: stop whatever this run started (etcd, Patroni, PostgreSQL, bulwark up).
+const cleanups = new Set();
+for (const sig of ['SIGINT', 'SIGTERM']) {
+  process.on(sig, async () => {
+    for (const fn of [...cleanups].reverse()) await Promise.resolve().then(fn).catch(() => undefined);
+    process.exit(130);
+  });
+}
+
 /** Writes a row every 10 ms to whichever of `targets` accepts writes; records ack times. */
 class Load {
   acks = [];
@@ -129,6 +138,7 @@ function pct(xs, p) {
 
 async function benchBulwark(runs) {
   const plane = await startPlane();
+  cleanups.add(plane.stop);
   const out = [];
   try {
     const { listen } = plane;
@@ -155,6 +165,7 @@ async function benchBulwark(runs) {
       await load.stop();
     }
   } finally {
+    cleanups.delete(plane.stop);
     await plane.stop();
   }
   return out;
@@ -211,7 +222,7 @@ async function patroniCluster(etcdEndpoint) {
     try {
       const r = await fetch(`http://127.0.0.1:${m.restPort}/patroni`, { signal: AbortSignal.timeout(1000) });
       const j = await r.json();
-      return { role: j.role, state: j.state, streaming: j.replication_state ?? (j.xlog?.received_location !== undefined ? 'streaming' : undefined) };
+      return { role: j.role, state: j.state, location: j.xlog?.location, replayed: j.xlog?.replayed_location, received: j.xlog?.received_location };
     } catch {
       return undefined;
     }
@@ -266,7 +277,9 @@ async function waitPatroni(cl, timeoutMs) {
   for (;;) {
     const roles = await Promise.all(cl.members.map((m) => cl.role(m)));
     const leader = roles.findIndex((r) => r && (r.role === 'master' || r.role === 'primary') && r.state === 'running');
-    const replicaOk = roles.every((r, i) => i === leader || (r && r.role === 'replica' && r.state === 'running'));
+    // every replica running AND caught up (replayed WAL up to the leader's position): a kill
+    // before that would measure a replica that was never in sync
+    const replicaOk = roles.every((r, i) => i === leader || (r && r.role === 'replica' && r.state === 'running' && leader >= 0 && (r.replayed ?? -1) >= (roles[leader].location ?? Infinity) - 1024 * 1024));
     if (leader >= 0 && replicaOk) return cl.members[leader];
     if (Date.now() > deadline) throw new Error(`patroni cluster not healthy within ${timeoutMs} ms: ${JSON.stringify(roles)}\n${cl.members.map((m) => m.log.slice(-1500)).join('\n---\n')}`);
     await sleep(500);
@@ -275,7 +288,9 @@ async function waitPatroni(cl, timeoutMs) {
 
 async function benchPatroni(runs, scenario) {
   const etcd = await startEtcd();
+  cleanups.add(etcd.stop);
   const cl = await patroniCluster(etcd.endpoint);
+  cleanups.add(cl.stop);
   const out = [];
   try {
     cl.startMember(cl.members[0]);
@@ -312,6 +327,8 @@ async function benchPatroni(runs, scenario) {
       await load.stop();
     }
   } finally {
+    cleanups.delete(cl.stop);
+    cleanups.delete(etcd.stop);
     cl.stop();
     await etcd.stop();
   }
