@@ -56,7 +56,17 @@ export class ChunkPool {
   readonly #jobs = new Map<number, Job>();
   #next = 1;
 
+  readonly #n: number;
+  readonly #chunker: ChunkerParams;
+
+  /** Workers start on the first file to read (an unchanged backup starts none). */
   constructor(n: number, chunker: ChunkerParams) {
+    this.#n = n;
+    this.#chunker = chunker;
+  }
+
+  #start(): void {
+    const { n, chunker } = { n: this.#n, chunker: this.#chunker };
     for (let i = 0; i < n; i++) {
       const w = new Worker(new URL('./worker.js', import.meta.url));
       w.on('message', (m: WorkerReply) => this.#onMessage(i, m));
@@ -100,6 +110,7 @@ export class ChunkPool {
 
   /** Chunks a file; onChunk is called for each chunk in order (and awaited). Resolves with the size read. */
   chunkFile(path: string, onChunk: (c: PreparedBlob) => Promise<void>): Promise<number> {
+    if (this.#workers.length === 0) this.#start();
     let wi = 0;
     for (let i = 1; i < this.#load.length; i++) if ((this.#load[i] as number) < (this.#load[wi] as number)) wi = i;
     const job = this.#next++;
@@ -297,14 +308,15 @@ export async function archive(opts: ArchiveOptions): Promise<ArchiveResult> {
     return { ...node, content: r.content, sizes: r.sizes };
   };
 
-  const saveDir = async (abs: string, prevSubtree: string | undefined): Promise<string> => {
+  /** Walks a directory (dispatching its files) and resolves once the walk is done; `tree` completes later. */
+  const saveDir = async (abs: string, prevSubtree: string | undefined): Promise<{ tree: Promise<string> }> => {
     summary.dirs++;
-    let names: string[];
+    let dirents: import('node:fs').Dirent[];
     try {
-      names = (await fs.readdir(abs)).sort();
+      dirents = (await fs.readdir(abs, { withFileTypes: true })).sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
     } catch (err) {
       fail(abs, err);
-      return storeTree({ nodes: [] });
+      return { tree: storeTree({ nodes: [] }) };
     }
     let prev: Map<string, TreeNode> | undefined;
     if (prevSubtree && opts.parent) {
@@ -315,29 +327,31 @@ export async function archive(opts: ArchiveOptions): Promise<ArchiveResult> {
       }
     }
     const pending: Promise<TreeNode | undefined>[] = [];
-    for (const name of names) {
+    for (const d of dirents) {
+      const name = d.name;
       const child = join(abs, name);
       if (ex.excluded(child, name)) continue;
-      pending.push(saveEntry(child, name, prev?.get(name)));
-      // Directories are walked depth-first before their later siblings start (bounded fan-out).
-      if (pending.length % 64 === 0) await Promise.race(pending);
+      // Subdirectories are walked one at a time, depth first (only the trees on the current path
+      // are held); their files, and this directory's files, complete concurrently.
+      const p = d.isDirectory() ? (await saveEntry(child, name, prev?.get(name))).node : saveEntry(child, name, prev?.get(name)).then((r) => r.node);
+      p.catch(() => undefined); // observed by Promise.all below; avoid an early unhandled rejection
+      pending.push(p);
     }
-    const nodes = (await Promise.all(pending)).filter((n): n is TreeNode => n !== undefined);
-    return storeTree({ nodes });
+    return { tree: Promise.all(pending).then((nodes) => storeTree({ nodes: nodes.filter((n): n is TreeNode => n !== undefined) })) };
   };
 
-  const saveEntry = async (abs: string, name: string, prev: TreeNode | undefined, given?: BigStats): Promise<TreeNode | undefined> => {
+  const saveEntry = async (abs: string, name: string, prev: TreeNode | undefined, given?: BigStats): Promise<{ node: Promise<TreeNode | undefined> }> => {
     let st: BigStats;
     try {
       st = given ?? (await fs.lstat(abs, { bigint: true }));
     } catch (err) {
       fail(abs, err);
-      return undefined;
+      return { node: Promise.resolve(undefined) };
     }
     if (st.isDirectory()) {
       const node = nodeFrom(name, st, 'dir');
-      node.subtree = await saveDir(abs, prev?.type === 'dir' ? prev.subtree : undefined);
-      return node;
+      const walked = await saveDir(abs, prev?.type === 'dir' ? prev.subtree : undefined);
+      return { node: walked.tree.then((sha) => ({ ...node, subtree: sha })) };
     }
     if (st.isSymbolicLink()) {
       const node = nodeFrom(name, st, 'symlink');
@@ -345,13 +359,13 @@ export async function archive(opts: ArchiveOptions): Promise<ArchiveResult> {
         node.target = await fs.readlink(abs);
       } catch (err) {
         fail(abs, err);
-        return undefined;
+        return { node: Promise.resolve(undefined) };
       }
-      return node;
+      return { node: Promise.resolve(node) };
     }
-    if (st.isFile()) return fileNode(abs, nodeFrom(name, st, 'file'), st, prev);
+    if (st.isFile()) return { node: fileNode(abs, nodeFrom(name, st, 'file'), st, prev) };
     summary.skipped++;
-    return undefined;
+    return { node: Promise.resolve(undefined) };
   };
 
   let tree: string;
@@ -365,10 +379,13 @@ export async function archive(opts: ArchiveOptions): Promise<ArchiveResult> {
       }
     }
     const nodes: TreeNode[] = [];
+    const rootNodes: Promise<TreeNode | undefined>[] = [];
     for (const r of roots) {
-      const n = await saveEntry(r.abs, r.name, prevRoot?.get(r.name), r.st);
-      if (n) nodes.push(n);
+      const p = (await saveEntry(r.abs, r.name, prevRoot?.get(r.name), r.st)).node;
+      p.catch(() => undefined);
+      rootNodes.push(p);
     }
+    for (const n of await Promise.all(rootNodes)) if (n) nodes.push(n);
     nodes.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
     tree = await storeTree({ nodes });
     for (const s of sinks) await s.flush();

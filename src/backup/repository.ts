@@ -1,12 +1,13 @@
 // Owns one open repository: keys and config, sealed files (index, snapshots), the in-memory
 // index, reading blobs, and the RepoSink that packs new blobs (docs/backup-format.md).
 import { createHash, randomBytes } from 'node:crypto';
-import { compress as zstdCompress, decompress as zstdDecompress } from 'zstd-napi';
+import { decompress as zstdDecompress } from 'zstd-napi';
+import { prepare, type PreparedBlob } from './prepare.js';
 import { BulwarkError } from '../core/errors.js';
 import { filePath, isNotFound, type Backend, type FileType } from './backend.js';
 import { DEFAULT_CHUNKER, type ChunkerParams } from './chunker.js';
 import { aad, AuthError, blobId, makeKeyFile, newMasterKey, open, openKeyFile, seal, sealInto, SEAL_OVERHEAD, sha256, type KeyFile, type MasterKey } from './crypto.js';
-import { BLOB_TREE, decodeHeader, decodeIndex, encodeHeader, encodeIndex, FLAG_ZSTD, type BlobEntry, type BlobType, type IndexPack } from './format.js';
+import { BLOB_TREE, decodeHeader, decodeIndex, encodeHeader, encodeIndex, FLAG_ZSTD, type BlobEntry, type IndexPack } from './format.js';
 import { MemIndex, type Location } from './memindex.js';
 import type { Snapshot, SnapshotInfo, Tree } from './types.js';
 
@@ -17,15 +18,6 @@ export interface RepoConfig {
   created: string;
   chunker: ChunkerParams;
   packSize: number;
-}
-
-/** A blob ready to store: the plaintext SHA-256, and the payload (zstd-compressed when compressed). */
-export interface PreparedBlob {
-  type: BlobType;
-  sha: Buffer;
-  rawLength: number;
-  payload: Uint8Array;
-  compressed: boolean;
 }
 
 /**
@@ -298,30 +290,12 @@ export class Repository {
   }
 }
 
-/** Compresses when it pays (a probe of the first 64 KiB first). Used by workers and tree writes. */
-export function prepare(type: BlobType, data: Uint8Array, sha?: Buffer): PreparedBlob {
-  const h = sha ?? sha256(data);
-  if (data.length >= 128) {
-    // Probe four 16 KiB windows spread over the chunk (a chunk may be half media, half zeros).
-    let worth = data.length <= 65536;
-    for (let w = 0; w < 4 && !worth; w++) {
-      const at = Math.floor(((data.length - 16384) * w) / 3);
-      if (zstdCompress(data.subarray(at, at + 16384), { compressionLevel: 1 }).length < 16384 * 0.97) worth = true;
-    }
-    if (worth) {
-      const c = zstdCompress(data, { compressionLevel: 3 });
-      if (c.length < data.length * 0.97) return { type, sha: h, rawLength: data.length, payload: c, compressed: true };
-    }
-  }
-  return { type, sha: h, rawLength: data.length, payload: data, compressed: false };
-}
-
 export function prepareTree(tree: Tree): PreparedBlob {
   return prepare(BLOB_TREE, Buffer.from(JSON.stringify(tree)));
 }
 
 const INDEX_EVERY = 4;
-const MAX_INFLIGHT = 3;
+const MAX_INFLIGHT = 2;
 
 /** Packs blobs for one repository; see BlobSink. */
 export class RepoSink implements BlobSink {
@@ -411,7 +385,7 @@ export class RepoSink implements BlobSink {
           this.#pending.delete(e.id.toString('hex'));
         }
         this.stats.packsWritten++;
-        if (full.length >= data.length && this.#pool.length < 2) this.#pool.push(full);
+        if (full.length >= data.length && this.#pool.length < 0) this.#pool.push(full);
         this.#unindexed.push({ id, size: data.length, entries });
         if (this.#unindexed.length >= INDEX_EVERY) this.#writeIndex();
       },
@@ -455,4 +429,4 @@ export class RepoSink implements BlobSink {
   }
 }
 
-export { decodeHeader };
+export { decodeHeader, prepare, type PreparedBlob };

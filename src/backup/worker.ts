@@ -6,7 +6,7 @@ import { closeSync, fstatSync, openSync, readSync } from 'node:fs';
 import { parentPort } from 'node:worker_threads';
 import { Chunker, type ChunkerParams } from './chunker.js';
 import { BLOB_DATA } from './format.js';
-import { prepare } from './repository.js';
+import { prepare } from './prepare.js';
 
 export type WorkerRequest = { t: 'init'; chunker: ChunkerParams } | { t: 'job'; job: number; path: string } | { t: 'ack'; bytes: number };
 export type WorkerReply =
@@ -14,7 +14,7 @@ export type WorkerReply =
   | { t: 'done'; job: number; size: number }
   | { t: 'error'; job: number; code: string; message: string };
 
-const MAX_UNACKED = 16 * 1024 * 1024;
+const MAX_UNACKED = 8 * 1024 * 1024;
 
 if (parentPort) {
   const port = parentPort;
