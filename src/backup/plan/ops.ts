@@ -48,13 +48,14 @@ function record(ctx: PlanContext, plan: string, target: string, kind: RunKind, s
 export async function runPlanRecorded(name: string, plan: BackupPlanConfig, ctx: PlanContext, extra: Omit<RunPlanOptions, 'baseDir' | 'clock'> = {}): Promise<PlanRunResult> {
   const r = await runPlan(name, plan, { ...extra, baseDir: ctx.baseDir, clock: ctx.clock, ...(ctx.retry ? { retry: ctx.retry } : {}) });
   for (const t of r.targets) {
+    const problem = t.error ? `${t.error.code}: ${t.error.message}` : undefined;
     const message = t.ok
-      ? `snapshot ${t.snapshot?.slice(0, 8) ?? ''} in ${t.location}${r.fileErrors.length ? ` (${r.fileErrors.length} unreadable files)` : ''}`
-      : `${t.error?.code ?? ''}: ${t.error?.message ?? 'failed'}`;
+      ? `snapshot ${t.snapshot?.slice(0, 8) ?? ''} in ${t.location}${r.fileErrors.length ? ` (${r.fileErrors.length} unreadable files)` : ''}${problem ? `; ${problem}` : ''}`
+      : (problem ?? 'failed');
     record(ctx, name, t.target, 'backup', r.startedAt, t.ok, {
       snapshot: t.snapshot,
       bytes: t.bytesStored,
-      errors: t.ok ? r.fileErrors.length : 1,
+      errors: t.ok ? r.fileErrors.length + (t.error ? 1 : 0) : 1,
       message,
       data: { initialized: t.initialized, files: r.summary?.files, bytesRead: r.summary?.bytesRead, retention: t.retention },
     });
