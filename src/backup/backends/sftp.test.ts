@@ -68,6 +68,20 @@ describe('sftp against a real sshd', () => {
   });
 });
 
+test('sftp: a server that hangs (stopped, connection open) fails the operation as BULWARK_BACKEND_UNREACHABLE after opTimeoutMs', async () => {
+  const sshd = await startSshd();
+  const b = new SftpBackend({ host: '127.0.0.1', port: sshd.port, username: sshd.user, path: join(sshd.dataDir, 'hang'), privateKey: sshd.clientKey, opTimeoutMs: 1000 });
+  try {
+    await b.create();
+    sshd.freeze();
+    await assert.rejects(b.write({ type: 'keys', name: 'k' }, Buffer.from('x')), (e: Error & { code?: string }) => e.code === 'BULWARK_BACKEND_UNREACHABLE' && /no answer within 1000 ms/.test(e.message));
+  } finally {
+    sshd.thaw();
+    await b.close();
+    await sshd.stop();
+  }
+});
+
 test('sftp: nothing listening is BULWARK_BACKEND_UNREACHABLE naming the host', async () => {
   const port = await freePort();
   const b = new SftpBackend({ host: '127.0.0.1', port, username: 'nobody', path: '/tmp/x', password: 'x' });

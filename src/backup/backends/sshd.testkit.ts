@@ -22,6 +22,9 @@ export interface Sshd {
   kill(): Promise<void>;
   /** Starts it again on the same port with the same keys. */
   restart(): Promise<void>;
+  /** SIGSTOP / SIGCONT the server and its sessions: a box that hangs without closing connections. */
+  freeze(): void;
+  thaw(): void;
   stop(): Promise<void>;
 }
 
@@ -121,6 +124,17 @@ export async function startSshd(): Promise<Sshd> {
     await gone;
     await waitFor(async () => !(await listening(port)), { timeoutMs: 5000, what: 'sshd to stop listening' });
   };
+  const signalAll = (sig: NodeJS.Signals): void => {
+    const pid = child?.pid;
+    if (pid === undefined) return;
+    for (const p of [pid, ...descendants(pid)]) {
+      try {
+        process.kill(p, sig);
+      } catch {
+        // gone
+      }
+    }
+  };
   await start();
   return {
     port,
@@ -131,6 +145,8 @@ export async function startSshd(): Promise<Sshd> {
     dataDir,
     kill,
     restart: start,
+    freeze: () => signalAll('SIGSTOP'),
+    thaw: () => signalAll('SIGCONT'),
     stop: async () => {
       await kill();
       cleanup();
