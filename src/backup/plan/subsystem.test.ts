@@ -75,10 +75,14 @@ test('plans subsystem: cron runs the plan, records and publishes it, watches RPO
   }
 });
 
-test('plans subsystem: no plans, no subsystem; a bad cron expression is BULWARK_PLAN_SCHEDULE naming the key', () => {
+test('plans subsystem: no plans, no subsystem; a bad cron expression is refused by the schema and by the subsystem', () => {
   const base = { events: new EventBus(), logger: createLogger({ level: 'fatal' }), clock: new FakeClock(), metrics: new Registry(), store: SqliteStore.open(':memory:') };
   assert.equal(createPlans({ ...base, config: configSchema.parse({}) }), undefined);
-  const config = configSchema.parse({ backups: { app: { paths: ['.'], schedule: 'every tuesday', targets: [{ name: 'd', repo: '/tmp/x', media: 'hdd' }] } } });
+  const raw = { backups: { app: { paths: ['.'], schedule: 'every tuesday', targets: [{ name: 'd', repo: '/tmp/x', media: 'hdd' }] } } };
+  assert.throws(() => configSchema.parse(raw), /expected a cron expression like '0 \* \* \* \*'.*got 'every tuesday'/);
+  // a config built without the schema (a reload from an API, a test) still fails clearly
+  const config = configSchema.parse({ backups: { app: { ...raw.backups.app, schedule: 'daily' } } });
+  (config.backups['app'] as { schedule?: string }).schedule = 'every tuesday';
   assert.throws(() => createPlans({ ...base, config }), (e: Error & { code?: string }) => e.code === 'BULWARK_PLAN_SCHEDULE' && /backups\.app\.schedule: 'every tuesday'/.test(e.message));
 });
 

@@ -1,6 +1,7 @@
 // Owns the shape of bulwark.yaml: one zod schema per section, unknown keys rejected everywhere
 // (a typo must not silently disable a health check). Values come out typed: durations in ms,
 // sizes in bytes, percentages as ratios. Subsystem owners extend their own section here.
+import { CronExpressionParser } from 'cron-parser';
 import { z } from 'zod';
 import { address, duration, name, percent, size } from './types.js';
 
@@ -136,6 +137,18 @@ const targetSchema = z.strictObject({
   retries: z.number().int().min(1).max(20).default(5),
 });
 
+const CRON_WORDS: Record<string, string> = { hourly: '@hourly', daily: '@daily', weekly: '@weekly', monthly: '@monthly', yearly: '@yearly' };
+
+/** A cron expression (five fields, UTC) or hourly/daily/weekly/monthly/yearly. */
+const cron = () =>
+  z.string().superRefine((s, ctx) => {
+    try {
+      CronExpressionParser.parse(CRON_WORDS[s.trim()] ?? s.trim(), { tz: 'UTC' });
+    } catch {
+      ctx.addIssue({ code: 'custom', message: `expected a cron expression like '0 * * * *' (minute hour day month weekday, UTC) or hourly/daily/weekly/monthly, got '${s}'`, input: s });
+    }
+  });
+
 const keepSchema = z.strictObject({
   last: z.number().int().min(0).optional(),
   hourly: z.number().int().min(0).optional(),
@@ -150,24 +163,36 @@ const planSchema = z.strictObject({
   paths: z.array(z.string()).min(1),
   exclude: z.array(z.string()).default([]),
   /** cron: when the daemon runs the plan. */
-  schedule: z.string().optional(),
+  schedule: cron().optional(),
   /** Alert when the newest verified snapshot (of the plan, of a target) is older. Default 24h. */
   rpo: duration().optional(),
   keep: keepSchema.optional(),
   password_file: z.string().optional(),
   password_env: z.string().optional(),
   tags: z.array(z.string()).default([]),
-  targets: z.array(targetSchema).min(1),
+  targets: z
+    .array(targetSchema)
+    .min(1)
+    .superRefine((ts, ctx) => {
+      const names = new Set<string>();
+      const repos = new Set<string>();
+      ts.forEach((t, i) => {
+        if (names.has(t.name)) ctx.addIssue({ code: 'custom', path: [i, 'name'], message: `two targets are named '${t.name}'; target names must be unique in a plan`, input: t.name });
+        if (repos.has(t.repo)) ctx.addIssue({ code: 'custom', path: [i, 'repo'], message: `two targets use the repository ${t.repo}: they would be one copy, not two`, input: t.repo });
+        names.add(t.name);
+        repos.add(t.repo);
+      });
+    }),
   verify: z
     .strictObject({
       /** cron: when the daemon runs a read-data verification of every target. */
-      schedule: z.string().optional(),
+      schedule: cron().optional(),
       /** Share of packs each verification reads (the rotation covers all in ceil(1/share) runs). */
       read_data_percent: percent().optional(),
       /** Or: every pack is re-read at least once within this period (with `schedule`). */
       read_data_period: duration().optional(),
       /** cron: when the daemon runs a restore drill of each target. */
-      restore_drill: z.string().optional(),
+      restore_drill: cron().optional(),
       /** Share of files a drill restores (default all). */
       drill_sample: percent().optional(),
     })
