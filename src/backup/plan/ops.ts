@@ -57,7 +57,7 @@ export async function runPlanRecorded(name: string, plan: BackupPlanConfig, ctx:
       bytes: t.bytesStored,
       errors: t.ok ? r.fileErrors.length + (t.error ? 1 : 0) : 1,
       message,
-      data: { initialized: t.initialized, files: r.summary?.files, bytesRead: r.summary?.bytesRead, retention: t.retention },
+      data: { initialized: t.initialized, files: r.summary?.files, snapshotBytes: r.summary?.bytes, bytesRead: r.summary?.bytesRead, retention: t.retention },
     });
   }
   return r;
@@ -133,6 +133,8 @@ export interface TargetStatus extends TargetRpo {
   lastSuccess: number | undefined;
   lastSnapshot: string | undefined;
   lastBytes: number | undefined;
+  /** Size of the files in the newest verified snapshot. */
+  snapshotBytes: number | undefined;
   lastRunOk: boolean | undefined;
   lastError: string | undefined;
   lastCheckOk: boolean | undefined;
@@ -160,6 +162,7 @@ export function planStatus(store: StateStore, name: string, plan: BackupPlanConf
       lastSuccess: h.lastSuccess,
       lastSnapshot: h.lastSnapshot,
       lastBytes: h.lastBytes,
+      snapshotBytes: h.snapshotBytes,
       lastRunOk: h.lastRun?.ok,
       lastError: h.lastRun && !h.lastRun.ok ? h.lastRun.message : undefined,
       lastCheckOk: h.lastCheck?.ok,

@@ -91,6 +91,7 @@ export interface TargetHistory {
   lastSuccess: number | undefined;
   lastSnapshot: string | undefined;
   lastBytes: number | undefined;
+  snapshotBytes: number | undefined;
   lastRun: RunRecord | undefined;
   lastCheck: RunRecord | undefined;
   lastDrill: RunRecord | undefined;
@@ -104,6 +105,7 @@ export function targetHistory(store: StateStore, plan: string, target: string): 
     lastSuccess: ok?.finishedAt,
     lastSnapshot: ok?.snapshot,
     lastBytes: ok?.bytes,
+    snapshotBytes: typeof ok?.data?.['snapshotBytes'] === 'number' ? (ok.data['snapshotBytes'] as number) : undefined,
     lastRun: lastRun(store, plan, target, 'backup'),
     lastCheck: lastRun(store, plan, target, 'check'),
     lastDrill: lastRun(store, plan, target, 'drill'),

@@ -233,6 +233,7 @@ export class PlansSubsystem implements Subsystem {
     this.#gauges = [
       perTarget('bulwark_backup_last_success_timestamp_seconds', 'Unix time of the newest verified snapshot per plan target', (t) => (t.lastSuccess === undefined ? undefined : t.lastSuccess / 1000)),
       perTarget('bulwark_backup_age_seconds', 'Age of the newest verified snapshot per plan target (the achieved RPO)', (t) => (t.ageMs === undefined ? undefined : t.ageMs / 1000)),
+      perTarget('bulwark_backup_snapshot_bytes', 'Size of the files in the newest verified snapshot of the target', (t) => t.snapshotBytes),
       perTarget('bulwark_backup_bytes_stored', 'Bytes the last successful run stored in the target (after dedup, compression, encryption)', (t) => t.lastBytes),
       perTarget('bulwark_backup_last_run_ok', '1 when the last run of the plan target succeeded, 0 when it failed', (t) => (t.lastRunOk === undefined ? undefined : t.lastRunOk ? 1 : 0)),
       perTarget('bulwark_backup_verify_errors', 'Errors found by the last read-data verification of the target', (t) => (t.lastCheckOk === undefined ? undefined : (t.lastCheckErrors ?? 0))),
