@@ -9,6 +9,7 @@ have /usr/lib/postgresql/15/bin/postgres || need+=(postgresql-15)
 have etcd || need+=(etcd-server)
 have etcdctl || need+=(etcd-client)
 have /usr/sbin/sshd || need+=(openssh-server)
+have openssl || need+=(openssl)   # vault TLS tests make a self-signed certificate
 have /usr/bin/chromium || need+=(chromium)
 
 if [ ${#need[@]} -gt 0 ]; then

@@ -85,6 +85,7 @@ export const ERROR_CODES = {
   BULWARK_PLAN_UNKNOWN: { exit: 2, summary: 'No backup plan (or target) with that name is configured under backups.' },
   BULWARK_PLAN_TARGET_FAILED: { exit: 1, summary: 'A plan run, copy or verification failed for at least one target; the others completed.' },
   BULWARK_PLAN_DRILL_FAILED: { exit: 1, summary: 'A restore drill could not restore the snapshot, or restored bytes differ from the snapshot.' },
+  BULWARK_PLAN_BUSY: { exit: 1, summary: 'A job of this plan (run, verification or drill) is already running; the new one was not started.' },
   BULWARK_PLAN_SCHEDULE: { exit: 1, summary: 'A plan schedule (or verify.restore_drill) is not a valid cron expression.' },
   BULWARK_VAULT_TOKENS: { exit: 1, summary: 'The vault tokens file is missing, unreadable or malformed.' },
   BULWARK_VAULT_LISTEN: { exit: 1, summary: 'The vault server could not listen on --listen (address in use, or not permitted).' },

@@ -109,7 +109,7 @@ export class PlansSubsystem implements Subsystem {
     const s = this.#plans.get(name);
     if (!s) throw new BulwarkError('BULWARK_PLAN_UNKNOWN', `no backup plan named '${name}'`, { httpStatus: 404 });
     if (s.running) {
-      throw new BulwarkError('BULWARK_PLAN_TARGET_FAILED', `plan '${name}' is busy (${s.running} running); ${kind} skipped`, { httpStatus: 409 });
+      throw new BulwarkError('BULWARK_PLAN_BUSY', `plan '${name}' is busy (${s.running} running); ${kind} skipped`, { httpStatus: 409 });
     }
     s.running = kind;
     const log = this.#deps.logger;
@@ -194,7 +194,7 @@ export class PlansSubsystem implements Subsystem {
       const name = params['plan'] as string;
       if (!this.#plans.has(name)) throw new BulwarkError('BULWARK_PLAN_UNKNOWN', `no backup plan named '${name}'`, { httpStatus: 404 });
       const s = this.#plans.get(name) as PlanState;
-      if (s.running) throw new BulwarkError('BULWARK_PLAN_TARGET_FAILED', `plan '${name}' is busy (${s.running} running)`, { httpStatus: 409 });
+      if (s.running) throw new BulwarkError('BULWARK_PLAN_BUSY', `plan '${name}' is busy (${s.running} running)`, { httpStatus: 409 });
       void this.trigger(name, kind).catch(() => undefined);
       return { plan: name, started: kind };
     };
