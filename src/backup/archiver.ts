@@ -1,7 +1,7 @@
 // Owns `create`: walking the paths, incremental reuse against a parent snapshot, driving the
 // worker pool (chunk + hash + compress) and handing each prepared blob to every BlobSink (one per
 // repository), then building trees bottom-up. It knows nothing about keys or packs: sinks do.
-import { promises as fs } from 'node:fs';
+import { lstatSync, promises as fs, readdirSync, readlinkSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
 import { basename, join } from 'node:path';
 import { Worker } from 'node:worker_threads';
@@ -313,7 +313,7 @@ export async function archive(opts: ArchiveOptions): Promise<ArchiveResult> {
     summary.dirs++;
     let dirents: import('node:fs').Dirent[];
     try {
-      dirents = (await fs.readdir(abs, { withFileTypes: true })).sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
+      dirents = readdirSync(abs, { withFileTypes: true }).sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
     } catch (err) {
       fail(abs, err);
       return { tree: storeTree({ nodes: [] }) };
@@ -343,7 +343,8 @@ export async function archive(opts: ArchiveOptions): Promise<ArchiveResult> {
   const saveEntry = async (abs: string, name: string, prev: TreeNode | undefined, given?: BigStats): Promise<{ node: Promise<TreeNode | undefined> }> => {
     let st: BigStats;
     try {
-      st = given ?? (await fs.lstat(abs, { bigint: true }));
+      // Synchronous: a cached lstat takes microseconds; the promise round trip cost far more.
+      st = given ?? lstatSync(abs, { bigint: true });
     } catch (err) {
       fail(abs, err);
       return { node: Promise.resolve(undefined) };
@@ -356,7 +357,7 @@ export async function archive(opts: ArchiveOptions): Promise<ArchiveResult> {
     if (st.isSymbolicLink()) {
       const node = nodeFrom(name, st, 'symlink');
       try {
-        node.target = await fs.readlink(abs);
+        node.target = readlinkSync(abs);
       } catch (err) {
         fail(abs, err);
         return { node: Promise.resolve(undefined) };

@@ -9,7 +9,7 @@ export interface ChunkerParams {
   seed: number;
 }
 
-export const DEFAULT_CHUNKER: ChunkerParams = { min: 256 * 1024, avg: 1024 * 1024, max: 4 * 1024 * 1024, seed: 0 };
+export const DEFAULT_CHUNKER: ChunkerParams = { min: 512 * 1024, avg: 1024 * 1024, max: 4 * 1024 * 1024, seed: 0 };
 
 function gearTable(seed: number): Int32Array {
   // splitmix32: deterministic, well mixed. Int32Array (not Uint32Array): loads stay small integers

@@ -98,6 +98,7 @@ test('damage: flipping any single byte of a pack is found by check --read-data, 
     const orig = readFileSync(path);
     // positions: first byte, inside the first blob, inside the last blob, the header, the last byte
     const positions = [0, 1000, Math.floor(orig.length / 2), orig.length - 100, orig.length - 1];
+    for (let i = 0, x = 12345; i < 15; i++) positions.push((x = (x * 1103515245 + 12345) % 2 ** 31) % orig.length); // and 15 more, spread at random
     for (const pos of positions) {
       const bad = Buffer.from(orig);
       bad[pos] = (bad[pos] as number) ^ 0x01;
@@ -193,6 +194,57 @@ test('locks: prune is refused while a backup holds a shared lock; a dead process
     const pr = await engine.prune(repo);
     assert.equal(pr.packsDeleted, 0);
     assert.deepEqual(readdirSync(join(dir, 'repo/locks')), []);
+  } finally {
+    cleanup();
+  }
+});
+
+test('full disk: a backup that runs out of space fails with BULWARK_BACKEND_FULL, writes no snapshot, and the repository stays usable', async () => {
+  const { dir, cleanup } = scratchDir('bulwark-engine-');
+  const { mkdirSync } = await import('node:fs');
+  const { execFileSync } = await import('node:child_process');
+  const mnt = join(dir, 'small');
+  mkdirSync(mnt);
+  // A real 3 MiB tmpfs (root can mount here; this is the real ENOSPC path, no mock).
+  execFileSync('mount', ['-t', 'tmpfs', '-o', 'size=3m', 'tmpfs', mnt]);
+  try {
+    const src = join(dir, 'src');
+    mkdirSync(src);
+    for (let i = 0; i < 6; i++) writeFileSync(join(src, `big${i}`), prng(300 + i, 1024 * 1024));
+    const repo = await engine.initRepository(new LocalBackend(join(mnt, 'repo')), PW, { packSize: 512 * 1024 });
+    await assert.rejects(engine.createSnapshot([repo], [src]), (e: Error & { code?: string }) => e.code === 'BULWARK_BACKEND_FULL');
+    assert.equal((await repo.listSnapshots()).length, 0);
+    assert.deepEqual(readdirSync(join(mnt, 'repo/locks')), [], 'the lock was released');
+    const rep = await engine.check(repo, { readData: true });
+    assert.deepEqual(rep.errors, []);
+    // after pruning the leftovers, a small backup fits and restores
+    await engine.prune(repo);
+    const small = join(dir, 'small-src');
+    mkdirSync(small);
+    writeFileSync(join(small, 'note'), 'fits');
+    await engine.createSnapshot([repo], [small]);
+    const out = join(dir, 'out');
+    assert.deepEqual((await engine.restore(repo, 'latest', { target: out })).errors, []);
+    assert.equal(readFileSync(join(out, 'small-src/note'), 'utf8'), 'fits');
+  } finally {
+    execFileSync('umount', [mnt]);
+    cleanup();
+  }
+});
+
+test('keys: a second password opens the repository; the key in use and the last key cannot be removed', async () => {
+  const { dir, cleanup } = scratchDir('bulwark-engine-');
+  try {
+    const repo = await newRepo(dir);
+    const second = await repo.addKey('second password');
+    const again = await engine.openRepository(new LocalBackend(join(dir, 'repo')), 'second password');
+    assert.equal(again.config.id, repo.config.id);
+    assert.equal(again.keyName, second);
+    await assert.rejects(again.removeKey(second), (e: Error & { code?: string }) => e.code === 'BULWARK_REPO_KEY');
+    assert.equal(await again.removeKey(repo.keyName.slice(0, 8)), repo.keyName);
+    await assert.rejects(engine.openRepository(new LocalBackend(join(dir, 'repo')), PW), (e: Error & { code?: string }) => e.code === 'BULWARK_REPO_PASSWORD');
+    await assert.rejects(again.removeKey(second), (e: Error & { code?: string }) => e.code === 'BULWARK_REPO_KEY');
+    assert.equal((await again.listKeys()).length, 1);
   } finally {
     cleanup();
   }

@@ -7,7 +7,7 @@ import { BulwarkError } from '../core/errors.js';
 import { filePath, isNotFound, type Backend, type FileType } from './backend.js';
 import { DEFAULT_CHUNKER, type ChunkerParams } from './chunker.js';
 import { aad, AuthError, blobId, makeKeyFile, newMasterKey, open, openKeyFile, seal, sealInto, SEAL_OVERHEAD, sha256, type KeyFile, type MasterKey } from './crypto.js';
-import { BLOB_TREE, decodeHeader, decodeIndex, encodeHeader, encodeIndex, FLAG_ZSTD, type BlobEntry, type IndexPack } from './format.js';
+import { BLOB_DATA, BLOB_TREE, decodeHeader, decodeIndex, encodeHeader, encodeIndex, FLAG_ZSTD, type BlobEntry, type BlobType, type IndexPack } from './format.js';
 import { MemIndex, type Location } from './memindex.js';
 import type { Snapshot, SnapshotInfo, Tree } from './types.js';
 
@@ -207,10 +207,23 @@ export class Repository {
     return plain;
   }
 
+  /** Tree blobs cluster in a few packs: keep the last two read whole (one read instead of thousands). */
+  #treePacks: { pack: string; data: Promise<Buffer> }[] = [];
+
   async loadBlobById(id: Buffer): Promise<Buffer> {
     const loc = this.index.get(id);
     if (!loc) throw corrupt(`blob ${id.toString('hex').slice(0, 16)} is not in the index (a tree or snapshot refers to missing data)`);
-    const raw = await this.backend.read({ type: 'data', name: loc.pack }, loc.offset, loc.length);
+    let raw: Buffer;
+    if (loc.type === BLOB_TREE) {
+      let hit = this.#treePacks.find((p) => p.pack === loc.pack);
+      if (!hit) {
+        hit = { pack: loc.pack, data: this.backend.read({ type: 'data', name: loc.pack }) };
+        hit.data.catch(() => (this.#treePacks = this.#treePacks.filter((p) => p !== hit)));
+        this.#treePacks = [hit, ...this.#treePacks].slice(0, 2);
+      }
+      const whole = await hit.data;
+      raw = whole.subarray(loc.offset, loc.offset + loc.length);
+    } else raw = await this.backend.read({ type: 'data', name: loc.pack }, loc.offset, loc.length);
     return this.openBlob(raw, id, loc.flags, filePath({ type: 'data', name: loc.pack }));
   }
 
@@ -303,9 +316,8 @@ export class RepoSink implements BlobSink {
   readonly stats = { blobsAdded: 0, bytesStored: 0, packsWritten: 0 };
   readonly #repo: Repository;
   readonly #packSize: number;
-  #buf: Buffer;
-  #entries: BlobEntry[] = [];
-  #size = 0;
+  /** Data and trees go to separate packs (trees then load from a few small packs). */
+  readonly #open: Record<BlobType, { buf: Buffer; entries: BlobEntry[]; size: number }> = { [BLOB_DATA]: { buf: Buffer.allocUnsafe(0), entries: [], size: 0 }, [BLOB_TREE]: { buf: Buffer.allocUnsafe(0), entries: [], size: 0 } };
   readonly #pending = new Set<string>();
   #inflight: Promise<void>[] = [];
   #unindexed: IndexPack[] = [];
@@ -320,7 +332,6 @@ export class RepoSink implements BlobSink {
     this.#repo = repo;
     this.#packSize = packSize;
     this.label = repo.backend.location;
-    this.#buf = Buffer.allocUnsafe(0);
   }
 
   #id(sha: Buffer): Buffer {
@@ -342,40 +353,43 @@ export class RepoSink implements BlobSink {
     const hex = id.toString('hex');
     if (this.#repo.index.has(id) || this.#pending.has(hex)) return;
     const need = b.payload.length + SEAL_OVERHEAD;
-    if (this.#size + need > this.#buf.length) {
-      // A pooled pack buffer, or grow (rare: it starts at packSize + one max blob + room for a header).
-      const want = Math.max(this.#packSize + 4 * 1024 * 1024 + 256 * 1024, this.#size + need);
-      const pooled = this.#size === 0 ? this.#pool.pop() : undefined;
+    const o = this.#open[b.type];
+    if (o.size + need > o.buf.length) {
+      // Data: a pooled pack buffer, or packSize + one max blob + room for a header. Trees: grow by doubling.
+      const first = b.type === BLOB_DATA ? this.#packSize + 4 * 1024 * 1024 + 256 * 1024 : 256 * 1024;
+      const want = Math.max(o.size === 0 ? first : o.buf.length * 2, o.size + need);
+      const pooled = o.size === 0 && b.type === BLOB_DATA ? this.#pool.pop() : undefined;
       const next = pooled && pooled.length >= want ? pooled : Buffer.allocUnsafe(want);
-      this.#buf.copy(next, 0, 0, this.#size);
-      this.#buf = next;
+      o.buf.copy(next, 0, 0, o.size);
+      o.buf = next;
     }
-    const n = this.#repo.sealInto(b.payload, id, this.#buf, this.#size);
-    this.#entries.push({ type: b.type, flags: b.compressed ? FLAG_ZSTD : 0, id, offset: this.#size, length: n, rawLength: b.rawLength });
-    this.#size += n;
+    const n = this.#repo.sealInto(b.payload, id, o.buf, o.size);
+    o.entries.push({ type: b.type, flags: b.compressed ? FLAG_ZSTD : 0, id, offset: o.size, length: n, rawLength: b.rawLength });
+    o.size += n;
     this.#pending.add(hex);
     this.stats.blobsAdded++;
     this.stats.bytesStored += n;
-    if (this.#size >= this.#packSize) await this.#finishPack();
+    if (o.size >= this.#packSize) await this.#finishPack(b.type);
   }
 
-  async #finishPack(): Promise<void> {
-    if (this.#entries.length === 0) return;
-    const entries = this.#entries;
+  async #finishPack(type: BlobType): Promise<void> {
+    const o = this.#open[type];
+    if (o.entries.length === 0) return;
+    const entries = o.entries;
     const header = this.#repo.seal(encodeHeader(entries), aad('pack-header'));
     let data: Buffer;
-    if (this.#size + header.length + 4 <= this.#buf.length) {
-      data = this.#buf.subarray(0, this.#size + header.length + 4);
-      header.copy(data, this.#size);
+    if (o.size + header.length + 4 <= o.buf.length) {
+      data = o.buf.subarray(0, o.size + header.length + 4);
+      header.copy(data, o.size);
     } else {
-      data = Buffer.concat([this.#buf.subarray(0, this.#size), header, Buffer.alloc(4)]);
+      data = Buffer.concat([o.buf.subarray(0, o.size), header, Buffer.alloc(4)]);
     }
     data.writeUInt32LE(header.length, data.length - 4);
     const id = createHash('sha256').update(data).digest('hex');
-    const full = this.#buf;
-    this.#buf = Buffer.allocUnsafe(0);
-    this.#entries = [];
-    this.#size = 0;
+    const full = o.buf;
+    o.buf = Buffer.allocUnsafe(0);
+    o.entries = [];
+    o.size = 0;
     const delay = Number(process.env['BULWARK_TEST_PACK_DELAY_MS']) || 0; // tests: make a backup slow enough to interrupt
     const write = delay > 0 ? new Promise((r) => setTimeout(r, delay)).then(() => this.#repo.backend.write({ type: 'data', name: id }, data)) : this.#repo.backend.write({ type: 'data', name: id }, data);
     const p = write.then(
@@ -385,7 +399,7 @@ export class RepoSink implements BlobSink {
           this.#pending.delete(e.id.toString('hex'));
         }
         this.stats.packsWritten++;
-        if (full.length >= data.length && this.#pool.length < 0) this.#pool.push(full);
+        if (type === BLOB_DATA && full.length >= data.length && this.#pool.length < 1) this.#pool.push(full);
         this.#unindexed.push({ id, size: data.length, entries });
         if (this.#unindexed.length >= INDEX_EVERY) this.#writeIndex();
       },
@@ -415,7 +429,8 @@ export class RepoSink implements BlobSink {
 
   async flush(): Promise<void> {
     if (this.#error) throw this.#error;
-    await this.#finishPack();
+    await this.#finishPack(BLOB_DATA);
+    await this.#finishPack(BLOB_TREE);
     await Promise.all(this.#inflight);
     if (this.#error) throw this.#error;
     this.#writeIndex();
