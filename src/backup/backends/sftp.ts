@@ -30,6 +30,9 @@ interface Conn {
   sftp: SFTPWrapper;
   /** False once the connection or the channel closed (requests on it would never be answered). */
   alive: boolean;
+  /** Rejects when the connection drops: in-flight operations race it, so none waits forever. */
+  dropped: Promise<never>;
+  drop: (err: Error) => void;
 }
 
 const STATUS = { EOF: 1, NO_SUCH_FILE: 2, PERMISSION_DENIED: 3, FAILURE: 4 } as const;
@@ -64,7 +67,10 @@ export class SftpBackend implements Backend {
       let settled = false;
       let conn: Conn | undefined;
       const dead = (): void => {
-        if (conn) conn.alive = false;
+        if (conn) {
+          conn.alive = false;
+          conn.drop(Object.assign(new Error('the SSH connection closed'), { code: 'ECONNRESET' }));
+        }
         forget();
       };
       const fail = (err: Error & { level?: string; code?: string }): void => {
@@ -86,7 +92,10 @@ export class SftpBackend implements Backend {
           settled = true;
           sftp.on('close', dead);
           sftp.on('end', dead);
-          conn = { client, sftp, alive: true };
+          let drop: (err: Error) => void = () => {};
+          const dropped = new Promise<never>((_, rej) => (drop = rej));
+          dropped.catch(() => undefined); // observed by the operations that race it
+          conn = { client, sftp, alive: true, dropped, drop };
           resolve(conn);
         });
       });
@@ -156,7 +165,7 @@ export class SftpBackend implements Backend {
       }, this.#opTimeout);
     });
     try {
-      return await Promise.race([op(conn.sftp), timeout]);
+      return await Promise.race([op(conn.sftp), timeout, conn.dropped]);
     } catch (err) {
       throw await this.#opError(h, what, err);
     } finally {
