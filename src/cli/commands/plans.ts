@@ -1,7 +1,7 @@
 // Owns the 3-2-1 plan commands: `bulwark backup plan run|verify|status`, `backup drill`,
 // `backup copy` and `bulwark vault serve`. Plan history goes to the state store in state_dir
 // (relative to the working directory, like the daemon), so `audit` and the daemon see CLI runs.
-import { existsSync } from 'node:fs';
+import { existsSync, statSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import type { Command } from 'commander';
 import { loadTls, loadTokens, parseRetention, VaultServer } from '../../backup/vault/server.js';
@@ -12,6 +12,7 @@ import { initRepository, openBackend, openRepository } from '../../backup/engine
 import { readSecret } from '../../core/secrets.js';
 import { systemClock } from '../../core/clock.js';
 import { loadConfig, type LoadedConfig } from '../../core/config/load.js';
+import { isLoopbackHost } from '../../core/config/types.js';
 import { BulwarkError } from '../../core/errors.js';
 import { formatBytes, formatDuration, parsePercent } from '../../core/units.js';
 import { SqliteStore } from '../../store/sqlite.js';
@@ -245,6 +246,13 @@ export function registerPlanCommands(program: Command, backup: Command): void {
         log: (msg, data) => process.stderr.write(`${JSON.stringify({ time: new Date().toISOString(), msg, ...data })}\n`),
       });
       const addr = await server.listen(opts.listen);
+      const host = addr.replace(/:\d+$/, '').replace(/^\[|\]$/g, '');
+      if (!server.tls && !isLoopbackHost(host)) {
+        process.stderr.write(`warning: serving plain HTTP on ${addr}: tokens and (encrypted) repository files cross the network in clear; pass --tls-cert and --tls-key\n`);
+      }
+      if ((statSync(opts.tokens).mode & 0o077) !== 0) {
+        process.stderr.write(`warning: ${opts.tokens} is readable by other users; chmod 600 it\n`);
+      }
       process.stdout.write(`vault listening on ${server.tls ? 'https' : 'http'}://${addr} root=${resolve(opts.root)} append-only=${opts.appendOnly === true} retention=${opts.retention ?? 'none'}\n`);
       await new Promise<void>((done) => {
         const stop = (): void => {
