@@ -572,3 +572,45 @@ test('the demo part starts three backends and a services.web config that serves 
     await demo.stop();
   }
 });
+
+test('upgrade requests (WebSocket style) are spliced to a backend, with a connect failure retried on another', async () => {
+  const dead = await spawnBackend('dead');
+  await killHard(dead);
+  const ws = createHttpServer((_req, res) => res.end('plain'));
+  const tunnels: Socket[] = [];
+  ws.on('upgrade', (req, socket: Socket) => {
+    tunnels.push(socket);
+    socket.write(`HTTP/1.1 101 Switching Protocols\r\nUpgrade: echo\r\nConnection: Upgrade\r\nX-Saw-Xff: ${String(req.headers['x-forwarded-for'])}\r\n\r\n`);
+    socket.on('data', (d) => socket.write(`echo:${d.toString()}`));
+  });
+  await new Promise<void>((r) => ws.listen(0, '127.0.0.1', () => r()));
+  const wsAddr = `127.0.0.1:${(ws.address() as AddressInfo).port}`;
+  const plane = await startPlane({
+    services: { web: { listen: '127.0.0.1:0', balance: 'round-robin', backends: [{ name: 'dead', address: dead.address }, { name: 'ws', address: wsAddr }], passive: { consecutive_failures: 100 }, retries: 1 } },
+  });
+  try {
+    const [host, port] = plane.proxyAddress('web').split(':') as [string, string];
+    for (let i = 0; i < 2; i++) {
+      const { request } = await import('node:http');
+      const { res, socket } = await new Promise<{ res: import('node:http').IncomingMessage; socket: Socket }>((resolve, reject) => {
+        const req = request({ host, port: Number(port), path: '/chat', headers: { connection: 'Upgrade', upgrade: 'echo' } });
+        req.on('upgrade', (r, s: Socket) => resolve({ res: r, socket: s }));
+        req.on('response', (r) => reject(new Error(`got ${r.statusCode} instead of an upgrade`)));
+        req.on('error', reject);
+        req.end();
+      });
+      assert.equal(res.statusCode, 101);
+      assert.equal(res.headers['x-saw-xff'], '127.0.0.1');
+      const reply = await new Promise<string>((resolve) => {
+        socket.once('data', (d) => resolve(d.toString()));
+        socket.write('ping');
+      });
+      assert.equal(reply, 'echo:ping');
+      socket.destroy();
+    }
+  } finally {
+    await plane.stop();
+    for (const t of tunnels) t.destroy();
+    await closeHttp(ws);
+  }
+});

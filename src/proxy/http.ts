@@ -4,6 +4,7 @@
 // response byte: always when the request was never sent, otherwise only for idempotent methods
 // whose body was not consumed. Adds X-Forwarded-*.
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import { connect, type Socket } from 'node:net';
 import { performance } from 'node:perf_hooks';
 import { Readable } from 'node:stream';
 import { Pool as UndiciPool } from 'undici';
@@ -299,6 +300,8 @@ export class HttpService {
   timeouts: HttpTimeouts;
   retries: number;
   count5xx: boolean;
+  /** Client sockets of upgraded (tunnelled) connections, closed on stop. */
+  readonly upgraded = new Set<Socket>();
 
   constructor(name: string, pool: Pool, hooks: HttpHooks, opts: { timeouts: HttpTimeouts; retries: number; count5xx: boolean }) {
     this.name = name;
@@ -312,9 +315,84 @@ export class HttpService {
   /** A new server that routes to this service (listen() is the caller's; reload may open a second one). */
   server(): Server {
     const server = createServer({ keepAlive: true }, (req, res) => new Exchange(this, req, res).next());
+    server.on('upgrade', (req: IncomingMessage, socket: Socket, head: Buffer) => this.#upgrade(req, socket, head, 0, 0));
     server.keepAliveTimeout = this.timeouts.idle;
     server.headersTimeout = Math.max(this.timeouts.idle + 1000, 60_000);
     server.requestTimeout = 0;
     return server;
+  }
+
+  /** Upgrade requests (WebSocket): the request head is replayed to a backend, then bytes are spliced both ways. */
+  #upgrade(req: IncomingMessage, client: Socket, head: Buffer, tried: number, attempts: number): void {
+    const start = performance.now();
+    const b = this.pool.pick(this.hooks.now(), tried);
+    client.on('error', () => undefined);
+    if (!b || client.destroyed) {
+      if (!client.destroyed) client.end('HTTP/1.1 503 Service Unavailable\r\ncontent-length: 0\r\nconnection: close\r\n\r\n');
+      this.hooks.finished(undefined, 503, false, performance.now() - start);
+      return;
+    }
+    b.inFlight++;
+    b.requests++;
+    const upstream = connect({ host: b.host, port: b.port, noDelay: true });
+    const timer = setTimeout(() => upstream.destroy(Object.assign(new Error('connect timeout'), { code: 'ECONNECTTIMEOUT' })), this.timeouts.connect);
+    let connected = false;
+    upstream.once('connect', () => {
+      clearTimeout(timer);
+      connected = true;
+      this.hooks.succeeded(b);
+      const raw = req.rawHeaders;
+      let text = `${req.method ?? 'GET'} ${req.url ?? '/'} HTTP/1.1\r\n`;
+      for (let i = 0; i < raw.length; i += 2) {
+        if ((raw[i] as string).toLowerCase() === 'x-forwarded-for') continue;
+        text += `${raw[i] as string}: ${raw[i + 1] as string}\r\n`;
+      }
+      const xff = req.headers['x-forwarded-for'];
+      const ip = client.remoteAddress ?? '';
+      text += `x-forwarded-for: ${xff ? `${String(xff)}, ${ip}` : ip}\r\nx-forwarded-proto: http\r\n\r\n`;
+      upstream.write(text);
+      if (head.length > 0) upstream.write(head);
+      upstream.pipe(client);
+      client.pipe(upstream);
+      this.upgraded.add(client);
+      // Either side finishing ends the tunnel (the sockets are half-open capable; nothing here needs that).
+      client.once('end', close);
+      upstream.once('end', close);
+    });
+    let done = false;
+    const close = (): void => {
+      if (done) return;
+      done = true;
+      b.inFlight--;
+      this.upgraded.delete(client);
+      client.destroy();
+      upstream.destroy();
+      this.hooks.finished(b, 101, true, performance.now() - start);
+    };
+    upstream.once('error', (err: NodeJS.ErrnoException) => {
+      if (connected) return close();
+      clearTimeout(timer);
+      done = true;
+      b.inFlight--;
+      if (client.destroyed) {
+        this.hooks.finished(b, 499, true, performance.now() - start);
+        return;
+      }
+      this.hooks.failed(b, err.code ?? err.message);
+      if (attempts < this.retries) {
+        b.retries++;
+        this.#upgrade(req, client, head, b.index < 31 ? tried | (1 << b.index) : tried, attempts + 1);
+        return;
+      }
+      client.end('HTTP/1.1 502 Bad Gateway\r\ncontent-length: 0\r\nconnection: close\r\n\r\n');
+      this.hooks.finished(b, 502, false, performance.now() - start);
+    });
+    upstream.once('close', () => {
+      if (connected) close();
+    });
+    client.once('close', () => {
+      if (connected) close();
+      else upstream.destroy();
+    });
   }
 }

@@ -392,6 +392,7 @@ export class Proxy implements Subsystem {
     const deadline = Date.now() + waitMs;
     while (Date.now() < deadline && rt.pool.backends.some((b) => b.inFlight > 0)) await new Promise((r) => setTimeout(r, 20));
     (rt.server as Server).closeAllConnections?.();
+    if (rt.http) for (const s of rt.http.upgraded) s.destroy();
     for (const b of rt.pool.backends) {
       if (rt.http) void (b.io as UndiciPool | undefined)?.destroy().catch(() => undefined);
       else rt.tcp?.closeAll(b);

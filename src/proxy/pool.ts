@@ -325,6 +325,7 @@ export class Pool {
     const backoff = Math.min(p.maxEjection, p.baseEjection * 2 ** Math.min(b.ejections, 20));
     b.ejections++;
     b.ejectedUntil = now + backoff;
+    b.upSince = b.ejectedUntil; // slow start ramps from the end of the ejection
     return { ejected: true, until: b.ejectedUntil, reason: `${p.consecutiveFailures} consecutive failures on live traffic (${reason}); ejected for ${backoff} ms`, detectionMs, capped: false };
   }
 
