@@ -32,6 +32,7 @@ const opt = (name, dflt) => {
 const RUNS = opt('--runs', 5);
 const PATRONI_RUNS = opt('--patroni-runs', 2);
 const WITH_PATRONI = !args.includes('--no-patroni');
+const WITH_BULWARK = !args.includes('--no-bulwark');
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
 // Ctrl-C or SIGTERM: stop whatever this run started (etcd, Patroni, PostgreSQL, bulwark up).
@@ -46,6 +47,7 @@ for (const sig of ['SIGINT', 'SIGTERM']) {
 /** Writes a row every 10 ms to whichever of `targets` accepts writes; records ack times. */
 class Load {
   acks = [];
+  errors = [];
   #stop = false;
   #done;
   constructor(targets) {
@@ -88,7 +90,9 @@ class Load {
         await c.query('INSERT INTO load (id) VALUES ($1)', [id]);
         this.acks.push(Date.now());
         await sleep(10);
-      } catch {
+      } catch (err) {
+        this.errors.push(err.message);
+        if (this.errors.length > 50) this.errors.shift();
         await c?.end().catch(() => undefined);
         c = undefined;
         await sleep(50);
@@ -286,6 +290,32 @@ async function waitPatroni(cl, timeoutMs) {
   }
 }
 
+/** The leader streams to the replica and the replica has the load table: only then is a kill a failover test. */
+async function patroniReady(cl, timeoutMs) {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const leader = await waitPatroni(cl, Math.max(1000, deadline - Date.now()));
+    const replica = cl.members.find((m) => m !== leader);
+    const q = async (port, sql) => {
+      const c = new pg.Client({ host: '127.0.0.1', port, user: 'postgres', password: 'bench', database: 'postgres', connectionTimeoutMillis: 1000, query_timeout: 2000 });
+      c.on('error', () => undefined);
+      try {
+        await c.connect();
+        return (await c.query(sql)).rows[0];
+      } catch {
+        return undefined;
+      } finally {
+        await c.end().catch(() => undefined);
+      }
+    };
+    const streaming = await q(leader.pgPort, "SELECT count(*)::int AS n FROM pg_stat_replication WHERE state = 'streaming'");
+    const table = await q(replica.pgPort, "SELECT to_regclass('public.load') IS NOT NULL AS ok");
+    if (streaming?.n === 1 && table?.ok) return leader;
+    if (Date.now() > deadline) throw new Error('patroni replica never streamed the load table');
+    await sleep(500);
+  }
+}
+
 async function benchPatroni(runs, scenario) {
   const etcd = await startEtcd();
   cleanups.add(etcd.stop);
@@ -306,8 +336,8 @@ async function benchPatroni(runs, scenario) {
     load.start();
     try {
       for (let i = 0; i < runs; i++) {
-        leader = await waitPatroni(cl, 180_000);
-        await sleep(2000);
+        leader = await patroniReady(cl, 180_000);
+        await sleep(1000);
         const pid = postmasterPid(join(leader.home, 'data'));
         const killedAt = Date.now();
         if (scenario === 'node loss') {
@@ -318,6 +348,10 @@ async function benchPatroni(runs, scenario) {
         const ms = await load.downtimeAfter(killedAt, 180_000);
         out.push(ms);
         console.log(`  patroni (${scenario}) run ${i + 1}/${runs}: ${leader.name} killed, writes back after ${ms} ms`);
+        if (!Number.isFinite(ms)) {
+          console.log(`  (writes did not come back; last client errors: ${load.errors.slice(-3).join(' | ')})`);
+          for (const m of cl.members) console.log(`  --- ${m.name} log tail ---\n${m.log.slice(-2500)}`);
+        }
         if (scenario === 'node loss') {
           // the "machine" comes back: restart its Patroni, which rejoins it as a replica
           cl.startMember(leader);
@@ -344,7 +378,7 @@ function line(name, xs) {
 
 const results = [];
 console.log(`Bulwark: ${RUNS} failovers (postmaster SIGKILL, write load through the Bulwark listener)`);
-results.push(line('bulwark (postmaster SIGKILL)', await benchBulwark(RUNS)));
+if (WITH_BULWARK) results.push(line('bulwark (postmaster SIGKILL)', await benchBulwark(RUNS)));
 if (WITH_PATRONI) {
   if (!existsSync('/usr/bin/patroni')) {
     console.log('Patroni is not installed (apt-get install -y patroni): skipping the peer');
@@ -356,7 +390,7 @@ if (WITH_PATRONI) {
 }
 console.log('\nwrite downtime (kill -> writes flowing again)');
 console.table(results);
-const b = results[0];
-for (const r of results.slice(1)) {
+const b = WITH_BULWARK ? results[0] : undefined;
+for (const r of b ? results.slice(1) : []) {
   console.log(`${r.name}: p50 ${(r.p50_ms / b.p50_ms).toFixed(1)}x, p99 ${(r.p99_ms / b.p99_ms).toFixed(1)}x Bulwark's`);
 }

@@ -684,7 +684,9 @@ export class PgCluster {
         await old.ctl.start();
         this.#blocked = false;
         this.#lastTopology = '';
-        throw new BulwarkError('BULWARK_DB_NOT_LEADER', `lost the leader lease during switchover of ${this.name}; ${old.spec.name} stays primary`);
+        throw new BulwarkError('BULWARK_COORD_LEASE_LOST', `lost the leader lease during switchover of ${this.name}; ${old.spec.name} stays primary`, {
+          hint: 'check the coordination service (etcd) and retry the switchover',
+        });
       }
       // 4. promote; the old primary becomes a standby (clean shutdown, so no rewind is needed)
       old.ctl.fence();

@@ -6,6 +6,9 @@ import { BulwarkError } from '../../core/errors.js';
 import { printJson, printTable } from '../output.js';
 import { apiToken } from '../runtime.js';
 
+/** Daemon error codes the CLI reports as they are (so scripts see the same code and exit status). */
+const FORWARDED = ['BULWARK_DB_UNKNOWN', 'BULWARK_DB_SWITCHOVER', 'BULWARK_DB_NOT_LEADER', 'BULWARK_DB_NO_PRIMARY', 'BULWARK_DB_TOOL_FAILED', 'BULWARK_COORD_LEASE_LOST', 'BULWARK_COORD_UNAVAILABLE'] as const;
+
 interface ApiOpts {
   config?: string;
   api?: string;
@@ -39,8 +42,8 @@ async function apiCall(opts: ApiOpts, method: 'GET' | 'POST', path: string, body
   const json = (await res.json().catch(() => undefined)) as { error?: { code?: string; message?: string; hint?: string } } | undefined;
   if (!res.ok) {
     const code = json?.error?.code;
-    const known = code === 'BULWARK_DB_UNKNOWN' || code === 'BULWARK_DB_SWITCHOVER' || code === 'BULWARK_DB_NOT_LEADER' || code === 'BULWARK_DB_NO_PRIMARY' || code === 'BULWARK_DB_TOOL_FAILED';
-    throw new BulwarkError(known ? code : 'BULWARK_API_BAD_REQUEST', json?.error?.message ?? `the daemon answered ${res.status}`, json?.error?.hint ? { hint: json.error.hint } : {});
+    const known = FORWARDED.find((c) => c === code);
+    throw new BulwarkError(known ?? 'BULWARK_API_BAD_REQUEST', json?.error?.message ?? `the daemon answered ${res.status}`, json?.error?.hint ? { hint: json.error.hint } : {});
   }
   return json;
 }
