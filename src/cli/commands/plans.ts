@@ -3,6 +3,7 @@
 // (relative to the working directory, like the daemon), so `audit` and the daemon see CLI runs.
 import { existsSync, statSync } from 'node:fs';
 import { join, resolve } from 'node:path';
+import cliProgress from 'cli-progress';
 import type { Command } from 'commander';
 import { loadTls, loadTokens, parseRetention, VaultServer } from '../../backup/vault/server.js';
 import { drillPlan, getPlan, planStatus, runPlanRecorded, verifyPlan, type PlanContext } from '../../backup/plan/ops.js';
@@ -87,8 +88,22 @@ export function registerPlanCommands(program: Command, backup: Command): void {
     .action(async (name: string, opts: PlanOpts) => {
       await withContext(opts.config, async (loaded, ctx) => {
         const p = getPlan(loaded.config, name);
+        const tty = process.stderr.isTTY === true && !opts.json;
+        const bar = tty ? new cliProgress.SingleBar({ format: `{bar} {percentage}% | {files}/{totalFiles} files | {done}/{total} | {rate}/s | ${p.targets.length} targets`, hideCursor: true, stream: process.stderr }, cliProgress.Presets.shades_classic) : undefined;
+        const started = Date.now();
         const r = await runPlanRecorded(name, p, ctx, {
+          ...(bar
+            ? {
+                onOpened: () => bar.start(1, 0, { files: 0, totalFiles: 0, done: '0 B', total: '?', rate: '0 B' }),
+                onProgress: (pr: { files: number; bytes: number; totalFiles: number; totalBytes: number }) => {
+                  const secs = Math.max(0.001, (Date.now() - started) / 1000);
+                  bar.setTotal(Math.max(1, pr.totalBytes));
+                  bar.update(Math.min(pr.bytes, Math.max(1, pr.totalBytes)), { files: pr.files, totalFiles: pr.totalFiles, done: formatBytes(pr.bytes), total: formatBytes(pr.totalBytes), rate: formatBytes(pr.bytes / secs) });
+                },
+              }
+            : {}),
           onTarget: (t) => {
+            bar?.stop();
             if (!opts.json) process.stderr.write(`${t.ok ? 'ok  ' : 'FAIL'} ${t.target}: ${t.ok ? `snapshot ${t.snapshot?.slice(0, 8) ?? ''}` : `${t.error?.code ?? ''} ${t.error?.message ?? ''}`}\n`);
           },
         });
