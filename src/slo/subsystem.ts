@@ -325,7 +325,9 @@ export class SloSubsystem implements Subsystem {
       throw new BulwarkError('BULWARK_SLO_UNKNOWN', `no SLO named '${only}' under slos`, { hint: `configured: ${this.#engine.definitions.map((d) => d.name).join(', ') || '(none)'}`, httpStatus: 404 });
     }
     this.flush();
-    return this.#engine.report(this.#deps.clock.now(), only);
+    const r = this.#engine.report(this.#deps.clock.now(), only);
+    for (const x of r.slos) this.#metrics(x);
+    return r;
   }
 
   status(): unknown {
@@ -336,6 +338,7 @@ export class SloSubsystem implements Subsystem {
       this.flush();
       r = this.#engine.report(now);
       this.#last = r;
+      for (const x of r.slos) this.#metrics(x);
     }
     const rows = this.#engine.definitions.map((d) => {
       const s = r?.slos.find((x) => x.name === d.name);
