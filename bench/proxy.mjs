@@ -7,7 +7,7 @@
 //
 // Usage: npm run build && node bench/proxy.mjs [--duration 5] [--rounds 3] [--connections 50]
 import { spawn, spawnSync } from 'node:child_process';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -110,6 +110,25 @@ function stop(child) {
   });
 }
 
+/** CPU seconds (user + system) a process has used so far, from /proc (Linux). */
+function cpuSeconds(pid) {
+  try {
+    const f = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    const rest = f.slice(f.lastIndexOf(')') + 2).split(' ');
+    return (Number(rest[11]) + Number(rest[12])) / 100; // utime + stime, in clock ticks (USER_HZ = 100)
+  } catch {
+    return NaN;
+  }
+}
+
+/** wrk against port, also measuring the CPU the proxy process spent per request (robust to a busy machine). */
+async function measured(port, pid) {
+  const c0 = pid ? cpuSeconds(pid) : NaN;
+  const r = await wrk(port, DURATION);
+  r.cpuUs = pid ? ((cpuSeconds(pid) - c0) / r.total) * 1e6 : NaN;
+  return r;
+}
+
 function toMs(s) {
   const m = /^([\d.]+)(us|ms|s)$/.exec(s);
   if (!m) return NaN;
@@ -200,12 +219,14 @@ async function startHaproxy(listen, backends, health) {
   return child;
 }
 
-const fmt = (r) => `${r.rps.toFixed(0).padStart(8)} req/s   p50 ${r.p50.toFixed(2).padStart(6)} ms   p99 ${r.p99.toFixed(2).padStart(6)} ms   errors ${r.errors}   (runs: ${r.all.join(', ')} req/s)`;
+const fmt = (r) =>
+  `${r.rps.toFixed(0).padStart(8)} req/s   p50 ${r.p50.toFixed(2).padStart(6)} ms   p99 ${r.p99.toFixed(2).padStart(6)} ms   errors ${r.errors}   cpu ${r.cpuUs.toFixed(1)} us/req   (runs: ${r.all.join(', ')} req/s)`;
 
 function median(runs) {
   const sorted = [...runs].sort((a, b) => a.rps - b.rps);
   const m = sorted[Math.floor(sorted.length / 2)];
-  return { ...m, errors: runs.reduce((a, r) => a + r.errors, 0), all: runs.map((r) => Math.round(r.rps)) };
+  const cpu = runs.map((r) => r.cpuUs).sort((a, b) => a - b);
+  return { ...m, errors: runs.reduce((a, r) => a + r.errors, 0), all: runs.map((r) => Math.round(r.rps)), cpuUs: cpu[Math.floor(cpu.length / 2)] };
 }
 
 async function throughput() {
@@ -224,9 +245,9 @@ async function throughput() {
     await wrk(hp, 1);
     // Interleaved rounds, median reported: the machine is shared, so one run can be unlucky.
     for (let round = 0; round < ROUNDS; round++) {
-      runs.direct.push(await wrk(bport, DURATION));
-      runs.bulwark.push(await wrk(bw, DURATION));
-      runs.haproxy.push(await wrk(hp, DURATION));
+      runs.direct.push(await measured(bport, b.pid));
+      runs.bulwark.push(await measured(bw, bul.pid));
+      runs.haproxy.push(await measured(hp, ha.pid));
     }
   } finally {
     await stop(bul);
@@ -261,7 +282,8 @@ try {
   console.log(`  direct   ${fmt(t.direct)}`);
   console.log(`  bulwark  ${fmt(t.bulwark)}`);
   console.log(`  haproxy  ${fmt(t.haproxy)}`);
-  console.log(`  ratio bulwark/haproxy: ${(t.bulwark.rps / t.haproxy.rps).toFixed(2)}x requests/s`);
+  console.log(`  ratio bulwark/haproxy: ${(t.bulwark.rps / t.haproxy.rps).toFixed(2)}x requests/s (median runs)`);
+  console.log(`  CPU per request, haproxy/bulwark: ${(t.haproxy.cpuUs / t.bulwark.cpuUs).toFixed(2)}x (= single-core throughput ratio when CPU-bound: ${(1e6 / t.bulwark.cpuUs).toFixed(0)} vs ${(1e6 / t.haproxy.cpuUs).toFixed(0)} req/s per core)`);
   console.log(`\nkill one of three backends 2s into a ${KILL_DURATION}s run (health checks on; HAProxy with its defaults)`);
   const kb = await killScenario('bulwark');
   console.log(`  bulwark  ${kb.total} requests, client-visible errors ${kb.errors} (non-2xx ${kb.non2xx}, socket ${kb.socketErrors})`);

@@ -110,25 +110,36 @@ class Exchange {
     this.res = res;
     this.start = performance.now();
     this.idempotent = IDEMPOTENT.has(req.method ?? 'GET');
-    const h = req.headers;
-    this.hasBody = (h['content-length'] !== undefined && h['content-length'] !== '0') || h['transfer-encoding'] !== undefined;
-    // Forwarded headers: the raw list minus hop-by-hop ones, plus X-Forwarded-*.
+    // One pass over the raw headers (req.headers is built lazily; not touching it saves an object):
+    // forward all but hop-by-hop ones, note body framing and host, then add X-Forwarded-*.
     const raw = req.rawHeaders;
     const out: string[] = [];
     let xff: string | undefined;
+    let host: string | undefined;
+    let hasBody = false;
     for (let i = 0; i < raw.length; i += 2) {
       const k = raw[i] as string;
+      const v = raw[i + 1] as string;
       const lk = k.toLowerCase();
-      if (DROP_REQ.has(lk)) continue;
-      if (lk === 'x-forwarded-for') {
-        xff = xff === undefined ? (raw[i + 1] as string) : `${xff}, ${raw[i + 1] as string}`;
+      if (lk === 'content-length') {
+        if (v !== '0') hasBody = true;
+      } else if (lk === 'transfer-encoding') {
+        hasBody = true;
+        continue;
+      } else if (lk === 'host') {
+        host = v;
+      } else if (lk === 'x-forwarded-for') {
+        xff = xff === undefined ? v : `${xff}, ${v}`;
+        continue;
+      } else if (DROP_REQ.has(lk)) {
         continue;
       }
-      out.push(k, raw[i + 1] as string);
+      out.push(k, v);
     }
+    this.hasBody = hasBody;
     const ip = req.socket.remoteAddress ?? '';
     out.push('x-forwarded-for', xff === undefined ? ip : `${xff}, ${ip}`, 'x-forwarded-proto', 'http');
-    if (h.host !== undefined) out.push('x-forwarded-host', h.host);
+    if (host !== undefined) out.push('x-forwarded-host', host);
     this.headers = out;
     res.once('close', () => {
       if (!this.done) this.#clientGone();
