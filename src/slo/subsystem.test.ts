@@ -431,3 +431,27 @@ slos:
     await h.close();
   }
 });
+
+test('the subsystem runs with services but no SLOs yet (node history for predictions; SLOs added by reload record at once), and not without anything to measure', async () => {
+  const store = SqliteStore.open(':memory:');
+  const deps = (yaml: string) => ({ config: config(yaml), events: new EventBus(), logger: silentLogger(), clock: new FakeClock(), metrics: new Registry(), store });
+  try {
+    assert.equal(createSlo(deps('state_dir: ./var\n')), undefined);
+    const d = deps(SERVICE);
+    const slo = createSlo(d);
+    assert.ok(slo);
+    await slo.start();
+    d.events.emit('health.transition', { service: 'web', node: 'web-1', from: 'unknown', to: 'up', reason: 'test', at: d.clock.now() });
+    d.clock.advance(2 * MINUTE_MS);
+    assert.deepEqual((slo.status() as { rows: unknown[] }).rows, []);
+    await slo.reload(config(`${SERVICE}slos:\n  web-probe: { service: web, sli: probe, objective: 99.9% }\n  web-availability: { service: web, objective: 99.9% }\n`));
+    d.events.emit('proxy.request', { service: 'web', backend: 'web-1', ok: true, status: 200, latency_ms: 3, at: d.clock.now() });
+    d.clock.advance(MINUTE_MS);
+    const r = slo.report();
+    assert.equal(r.slos.find((s) => s.name === 'web-probe')?.total, 3 * MINUTE_MS, 'probe history from before the SLO existed');
+    assert.equal(r.slos.find((s) => s.name === 'web-availability')?.total, 1);
+    await slo.stop();
+  } finally {
+    store.close();
+  }
+});

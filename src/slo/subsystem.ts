@@ -428,8 +428,13 @@ export class SloSubsystem implements Subsystem {
   }
 }
 
-/** The factory the daemon calls: undefined when no SLO is configured. */
+/**
+ * The factory the daemon calls: undefined when there is nothing to measure. It runs whenever a
+ * service or database is configured, even without SLOs yet, so node history accumulates for
+ * predicted availability and SLOs added by a reload start recording at once.
+ */
 export function createSlo(deps: SubsystemDeps, opts?: SloOptions): SloSubsystem | undefined {
-  if (Object.keys(deps.config.slos).length === 0) return undefined;
+  const c = deps.config;
+  if (Object.keys(c.slos).length === 0 && Object.keys(c.services).length === 0 && Object.keys(c.databases).length === 0) return undefined;
   return new SloSubsystem(deps, opts);
 }
