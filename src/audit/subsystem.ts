@@ -93,7 +93,22 @@ export class AuditSubsystem implements Subsystem {
   }
 
   status(): unknown {
-    return { ok: this.#last.every((r) => r.ok), plans: this.#last.map((r) => ({ plan: r.plan, ok: r.ok, copies: r.copies, media: r.media, offsite: r.offsite, immutable: r.immutable, errors: r.errors })) };
+    const plans = this.#last.map((r) => ({ plan: r.plan, ok: r.ok, copies: r.copies, media: r.media, offsite: r.offsite, immutable: r.immutable, errors: r.errors }));
+    return {
+      ok: this.#last.every((r) => r.ok),
+      plans,
+      columns: ['plan', 'rule_3_2_1_1_0', 'copies', 'media', 'offsite', 'immutable', 'errors', 'shortfalls'],
+      rows: this.#last.map((r) => ({
+        plan: r.plan,
+        rule_3_2_1_1_0: r.ok ? 'PASS' : 'FAIL',
+        copies: r.copies,
+        media: r.media,
+        offsite: r.offsite,
+        immutable: r.immutable,
+        errors: r.errors,
+        shortfalls: r.rules.filter((x) => !x.ok).map((x) => x.label).join(', ') || undefined,
+      })),
+    };
   }
 
   routes(): Route[] {

@@ -7,7 +7,7 @@ import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { stringify } from 'yaml';
-import { exited, freePort, scratchDir, startCli, waitFor } from '../../testing/helpers.js';
+import { exited, freePort, runCli, scratchDir, startCli, waitFor } from '../../testing/helpers.js';
 
 test('daemon: plan run via the API, status, audit and metrics', { timeout: 120_000 }, async () => {
   const { dir, cleanup } = scratchDir('bulwark-plan-daemon-');
@@ -58,6 +58,11 @@ test('daemon: plan run via the API, status, audit and metrics', { timeout: 120_0
     assert.match(metrics, /bulwark_audit_ok\{plan="app"\} 1/);
     const all = (await (await fetch(`${api}/v1/status`)).json()) as { subsystems: Record<string, unknown> };
     assert.ok(all.subsystems['backup-plans'] && all.subsystems['audit']);
+    const cli = await runCli(['status', '-c', join(dir, 'bulwark.yaml')], { cwd: dir });
+    assert.equal(cli.code, 0, cli.stderr);
+    assert.match(cli.stdout, /backup-plans\nPLAN\s+TARGET\s+MEDIA/);
+    assert.match(cli.stdout, /app\s+usb\s+usb\s+\d{4}-\d\d-\d\dT/);
+    assert.match(cli.stdout, /audit\nPLAN\s+RULE_3_2_1_1_0[^\n]*\napp\s+PASS\s+3\s+2\s+1\s+1\s+0/);
   } finally {
     up.kill('SIGTERM');
     await exited(up);

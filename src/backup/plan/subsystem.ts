@@ -177,7 +177,25 @@ export class PlansSubsystem implements Subsystem {
 
   status(): unknown {
     const rows = this.statusRows();
+    const mins = (ms: number | undefined): string => (ms === undefined ? '-' : ms < 120_000 ? `${Math.round(ms / 1000)}s` : ms < 7_200_000 ? `${Math.round(ms / 60_000)}m` : `${Math.round(ms / 3_600_000)}h`);
     return {
+      // a table for `bulwark status` (one row per plan target)
+      columns: ['plan', 'target', 'media', 'last_success', 'age', 'rpo', 'size', 'verified', 'rto', 'state', 'error'],
+      rows: rows.flatMap((r) =>
+        r.targets.map((t) => ({
+          plan: r.plan,
+          target: t.target,
+          media: t.media,
+          last_success: t.lastSuccess === undefined ? 'never' : new Date(t.lastSuccess).toISOString(),
+          age: mins(t.ageMs),
+          rpo: `${t.breached ? 'BREACHED' : 'ok'} (${mins(t.rpoMs)})`,
+          size: t.snapshotBytes,
+          verified: t.lastCheckOk === undefined ? 'never' : t.lastCheckOk ? 'ok' : `${t.lastCheckErrors ?? 1} errors`,
+          rto: t.rtoMs === undefined ? '-' : mins(t.rtoMs),
+          state: this.#plans.get(r.plan)?.running ?? 'idle',
+          error: t.lastError,
+        })),
+      ),
       plans: rows.map((r) => {
         const s = this.#plans.get(r.plan);
         return {
