@@ -185,7 +185,8 @@ class Exchange {
       out.push(k, (raw[i + 1] as Buffer).toString('latin1'));
     }
     const res = this.res;
-    res.writeHead(status, statusText, out);
+    if (statusText) res.writeHead(status, statusText, out);
+    else res.writeHead(status, out);
     if (status >= 500 && this.svc.count5xx) this.svc.hooks.failed(b, `http ${status}`);
     else this.svc.hooks.succeeded(b);
     this.resume = resume;
