@@ -85,8 +85,14 @@ export class EtcdCoordination implements Coordination {
             );
             if (r.succeeded) return true;
             const kv = r.responses[0]?.response_range?.kvs[0];
-            return kv !== undefined && kv.value.toString() === me && String(kv.lease) === String(l.id);
+            if (kv !== undefined && kv.value.toString() === me && String(kv.lease) === String(l.id)) return true;
+            // Someone else holds it. Our etcd lease is not kept alive while we wait, so it would
+            // expire and a later put with it would fail: give it back and grant a new one next time.
+            current = undefined;
+            await withDeadline(l.lease.revoke(), CALL_DEADLINE_MS, 'etcd revoke').catch(() => undefined);
+            return false;
           } catch (err) {
+            current = undefined; // e.g. "requested lease not found": start from a fresh lease next time
             throw this.#unavailable(err);
           }
         },

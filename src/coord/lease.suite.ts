@@ -78,6 +78,19 @@ export function leaseSuite(
     assert.equal(await b.acquire(), true);
   });
 
+  run('an instance that waited longer than the TTL still takes the lease once it is free (regression: stale etcd lease reused)', async (env) => {
+    const ca = env.make('instance-a');
+    const a = ca.lease('db/main');
+    const b = env.make('instance-b').lease('db/main');
+    assert.equal(await a.acquire(), true);
+    assert.equal(await b.acquire(), false);
+    await sleep(env.ttlMs * 2);
+    assert.equal(await b.acquire(), false);
+    await a.release();
+    assert.equal(await b.acquire(), true);
+    assert.equal(b.isHeld(), true);
+  });
+
   // Local leases live in this process: nothing can become unreachable. The loss path is covered
   // for every backend by renewing.test.ts with a fake clock.
   if (!opts.canBecomeUnreachable) return;
