@@ -7,6 +7,7 @@ import type { Tree } from '../engine.js';
 import { BLOB_DATA, BLOB_TREE } from '../format.js';
 import { RepoLock } from '../lock.js';
 import { prepare, type Repository } from '../repository.js';
+import { decodeTree } from '../treecodec.js';
 
 export interface CopyResult {
   copied: Array<{ from: string; to: string; blobs: number; bytes: number }>;
@@ -48,7 +49,7 @@ export async function copySnapshots(src: Repository, dst: Repository, refs: read
       const walk = async (treeHex: string): Promise<void> => {
         if (seen.has(treeHex)) return;
         const plain = (await put(treeHex, BLOB_TREE)) as Buffer;
-        const tree = JSON.parse(plain.toString('utf8')) as Tree;
+        const tree: Tree = decodeTree(plain);
         for (const n of tree.nodes) {
           if (n.type === 'dir' && n.subtree) await walk(n.subtree);
           else if (n.type === 'file') for (const c of n.content ?? []) await put(c, BLOB_DATA);
