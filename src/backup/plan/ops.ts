@@ -136,6 +136,8 @@ export interface TargetStatus extends TargetRpo {
   /** Size of the files in the newest verified snapshot. */
   snapshotBytes: number | undefined;
   lastRunOk: boolean | undefined;
+  /** Errors of the last run (a failed target, unreadable files, a failed retention). */
+  lastRunErrors: number | undefined;
   lastError: string | undefined;
   lastCheckOk: boolean | undefined;
   lastCheckAt: number | undefined;
@@ -164,6 +166,7 @@ export function planStatus(store: StateStore, name: string, plan: BackupPlanConf
       lastBytes: h.lastBytes,
       snapshotBytes: h.snapshotBytes,
       lastRunOk: h.lastRun?.ok,
+      lastRunErrors: h.lastRun?.errors,
       lastError: h.lastRun && !h.lastRun.ok ? h.lastRun.message : undefined,
       lastCheckOk: h.lastCheck?.ok,
       lastCheckAt: h.lastCheck?.finishedAt,

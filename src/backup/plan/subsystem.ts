@@ -180,7 +180,7 @@ export class PlansSubsystem implements Subsystem {
     const mins = (ms: number | undefined): string => (ms === undefined ? '-' : ms < 120_000 ? `${Math.round(ms / 1000)}s` : ms < 7_200_000 ? `${Math.round(ms / 60_000)}m` : `${Math.round(ms / 3_600_000)}h`);
     return {
       // a table for `bulwark status` (one row per plan target)
-      columns: ['plan', 'target', 'media', 'last_success', 'age', 'rpo', 'size', 'verified', 'rto', 'state', 'error'],
+      columns: ['plan', 'target', 'media', 'last_success', 'age', 'rpo', 'size', 'errors', 'verified', 'rto', 'state', 'error'],
       rows: rows.flatMap((r) =>
         r.targets.map((t) => ({
           plan: r.plan,
@@ -190,6 +190,7 @@ export class PlansSubsystem implements Subsystem {
           age: mins(t.ageMs),
           rpo: `${t.breached ? 'BREACHED' : 'ok'} (${mins(t.rpoMs)})`,
           size: t.snapshotBytes,
+          errors: t.lastRunErrors ?? 0,
           verified: t.lastCheckOk === undefined ? 'never' : t.lastCheckOk ? 'ok' : `${t.lastCheckErrors ?? 1} errors`,
           rto: t.rtoMs === undefined ? '-' : mins(t.rtoMs),
           state: this.#plans.get(r.plan)?.running ?? 'idle',
@@ -254,6 +255,7 @@ export class PlansSubsystem implements Subsystem {
       perTarget('bulwark_backup_snapshot_bytes', 'Size of the files in the newest verified snapshot of the target', (t) => t.snapshotBytes),
       perTarget('bulwark_backup_bytes_stored', 'Bytes the last successful run stored in the target (after dedup, compression, encryption)', (t) => t.lastBytes),
       perTarget('bulwark_backup_last_run_ok', '1 when the last run of the plan target succeeded, 0 when it failed', (t) => (t.lastRunOk === undefined ? undefined : t.lastRunOk ? 1 : 0)),
+      perTarget('bulwark_backup_run_errors', 'Errors of the last run of the plan target (target failure, unreadable files, retention)', (t) => t.lastRunErrors),
       perTarget('bulwark_backup_verify_errors', 'Errors found by the last read-data verification of the target', (t) => (t.lastCheckOk === undefined ? undefined : (t.lastCheckErrors ?? 0))),
       perTarget('bulwark_backup_rpo_breached', '1 when the target\'s newest verified snapshot is older than the plan\'s rpo', (t) => (t.breached ? 1 : 0)),
       perTarget('bulwark_backup_rto_seconds', 'Duration of the last successful restore drill of the target (measured RTO)', (t) => (t.rtoMs === undefined ? undefined : t.rtoMs / 1000)),
