@@ -96,6 +96,7 @@ export class ChunkPool {
           w.postMessage({ t: 'ack', bytes: m.payload.length } satisfies WorkerRequest);
         }
       });
+      j.chain.catch(() => undefined); // reported through 'done'/'error', or moot once the backup aborted
       return;
     }
     this.#jobs.delete(m.job);
@@ -263,17 +264,24 @@ export async function archive(opts: ArchiveOptions): Promise<ArchiveResult> {
     const content: string[] = [];
     const sizes: number[] = [];
     await sem.acquire();
+    let storageError: unknown;
     try {
       const size = await pool.chunkFile(abs, async (b) => {
         content.push(b.sha.toString('hex'));
         sizes.push(b.rawLength);
         progress.bytes += b.rawLength;
-        await store(b);
+        try {
+          await store(b);
+        } catch (err) {
+          storageError ??= err;
+          throw err;
+        }
       });
       summary.bytesRead += size;
       return { content, sizes };
     } catch (err) {
-      fail(abs, err);
+      if (storageError !== undefined) throw storageError; // the repository failed: abort the backup
+      fail(abs, err); // the file could not be read: count it, go on
       return undefined;
     } finally {
       sem.release();

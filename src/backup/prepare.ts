@@ -14,7 +14,7 @@ export interface PreparedBlob {
 }
 
 /** Compresses when it pays (a probe of the first 64 KiB first). Used by workers and tree writes. */
-export function prepare(type: BlobType, data: Uint8Array, sha?: Buffer): PreparedBlob {
+export function prepare(type: BlobType, data: Uint8Array, sha?: Buffer, level = 3): PreparedBlob {
   const h = sha ?? createHash('sha256').update(data).digest();
   if (data.length >= 128) {
     // Probe four 16 KiB windows spread over the chunk (a chunk may be half media, half zeros).
@@ -24,7 +24,7 @@ export function prepare(type: BlobType, data: Uint8Array, sha?: Buffer): Prepare
       if (zstdCompress(data.subarray(at, at + 16384), { compressionLevel: 1 }).length < 16384 * 0.97) worth = true;
     }
     if (worth) {
-      const c = zstdCompress(data, { compressionLevel: 3 });
+      const c = zstdCompress(data, { compressionLevel: level });
       if (c.length < data.length * 0.97) return { type, sha: h, rawLength: data.length, payload: c, compressed: true };
     }
   }

@@ -3,6 +3,7 @@
 import { createHash, randomBytes } from 'node:crypto';
 import { decompress as zstdDecompress } from 'zstd-napi';
 import { prepare, type PreparedBlob } from './prepare.js';
+import { decodeTree, encodeTree } from './treecodec.js';
 import { BulwarkError } from '../core/errors.js';
 import { filePath, isNotFound, type Backend, type FileType } from './backend.js';
 import { DEFAULT_CHUNKER, type ChunkerParams } from './chunker.js';
@@ -235,7 +236,11 @@ export class Repository {
     const sha = Buffer.from(shaHex, 'hex');
     const plain = await this.loadBlobById(this.idFor(sha));
     if (!sha256(plain).equals(sha)) throw corrupt(`tree ${shaHex.slice(0, 16)} does not match its hash`);
-    return JSON.parse(plain.toString('utf8')) as Tree;
+    try {
+      return decodeTree(plain);
+    } catch (err) {
+      throw corrupt(`tree ${shaHex.slice(0, 16)} is malformed: ${(err as Error).message}`, err);
+    }
   }
 
   async listSnapshots(): Promise<SnapshotInfo[]> {
@@ -304,7 +309,7 @@ export class Repository {
 }
 
 export function prepareTree(tree: Tree): PreparedBlob {
-  return prepare(BLOB_TREE, Buffer.from(JSON.stringify(tree)));
+  return prepare(BLOB_TREE, encodeTree(tree), undefined, 9);
 }
 
 const INDEX_EVERY = 4;
