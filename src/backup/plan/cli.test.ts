@@ -61,6 +61,15 @@ test('plans through the CLI: run, verify, drill, status and the 3-2-1-1-0 audit'
     assert.equal(pass.code, 0, pass.stdout + pass.stderr);
     assert.match(pass.stdout, /plan app: PASS/);
 
+    // From a machine without the history (another state_dir): only --probe sees the copies.
+    const other = join(dir, 'elsewhere.yaml');
+    writeFileSync(other, readFileSync(cfg, 'utf8').replace(join(dir, 'var'), join(dir, 'var-elsewhere')));
+    const blind = await runCli(['audit', '-c', other]);
+    assert.equal(blind.code, 1);
+    assert.match(blind.stdout, /holds no verified snapshot yet/);
+    const probed = await runCli(['audit', '-c', other, '--probe']);
+    assert.equal(probed.code, 0, probed.stdout + probed.stderr);
+
     const noOffsite = await runCli(['audit', '-c', write('no-offsite.yaml', targets.slice(0, 2))]);
     assert.equal(noOffsite.code, 1);
     assert.match(noOffsite.stdout, /1 offsite\s+>= 1\s+0\s+VIOLATION\s+no target is offsite/);

@@ -1,11 +1,14 @@
 // Owns the `bulwark audit` command: every backup plan against 3-2-1-1-0 (copies, media, offsite,
-// immutable, errors) from the plan history in the state store, with what to do about each
-// shortfall; exit 1 on a violation.
+// immutable, errors) from the plan history in the state store (and, with --probe, from the
+// repositories themselves), with what to do about each shortfall; exit 1 on a violation.
 import { existsSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import type { Command } from 'commander';
 import { auditInputs } from '../../audit/inputs.js';
 import { auditPlan } from '../../audit/rules.js';
+import { probePlan } from '../../backup/plan/probe.js';
+import { systemClock } from '../../core/clock.js';
+import type { BackupPlanConfig } from '../../core/config/schema.js';
 import { loadConfig } from '../../core/config/load.js';
 import { BulwarkError } from '../../core/errors.js';
 import { SqliteStore } from '../../store/sqlite.js';
@@ -17,20 +20,34 @@ export function registerAuditCommand(program: Command): void {
     .description('3-2-1-1-0 of every backup plan; exit 1 on a violation')
     .requiredOption('-c, --config <file>', 'config file', 'bulwark.yaml')
     .option('--plan <name>', 'only this plan')
+    .option('--probe', 'also open every target and read its newest snapshot back (needs the passwords and credentials)')
     .option('--json', 'print JSON')
-    .action((opts: { config: string; json?: boolean; plan?: string }) => {
+    .action(async (opts: { config: string; json?: boolean; plan?: string; probe?: boolean }) => {
       const loaded = loadConfig(opts.config);
       if (opts.plan !== undefined && !loaded.config.backups[opts.plan]) {
         throw new BulwarkError('BULWARK_PLAN_UNKNOWN', `no backup plan named '${opts.plan}' under backups`, { hint: `configured plans: ${Object.keys(loaded.config.backups).join(', ') || '(none)'}` });
       }
       const dir = resolve(loaded.config.state_dir);
       const store = existsSync(join(dir, 'state.db')) ? SqliteStore.open(dir) : undefined;
-      let results;
+      let inputs;
       try {
-        results = auditInputs(loaded.config, store, opts.plan).map((p) => auditPlan(p, Date.now()));
+        inputs = auditInputs(loaded.config, store, opts.plan);
       } finally {
         store?.close();
       }
+      if (opts.probe) {
+        // What the repositories hold now: a newer readable snapshot counts; a target that cannot be read is an error.
+        for (const input of inputs) {
+          const probes = await probePlan(input.plan, loaded.config.backups[input.plan] as BackupPlanConfig, { baseDir: loaded.baseDir, clock: systemClock });
+          for (const pr of probes) {
+            const t = input.targets.find((x) => x.name === pr.target);
+            if (!t) continue;
+            if (pr.newest !== undefined && (t.lastSuccess === undefined || pr.newest > t.lastSuccess)) t.lastSuccess = pr.newest;
+            if (pr.error) t.lastRun = { ok: false, at: Date.now(), message: `probe: ${pr.error.code}: ${pr.error.message}` };
+          }
+        }
+      }
+      const results = inputs.map((p) => auditPlan(p, Date.now()));
       const ok = results.every((r) => r.ok);
       if (opts.json) {
         printJson({ ok, state_store: store ? join(dir, 'state.db') : null, plans: results });
