@@ -158,6 +158,23 @@ test('vault tokens: a wrong token is BULWARK_BACKEND_AUTH; a client token cannot
   }
 });
 
+test('vault: /healthz answers without a token; requests without one are 401; a malformed name is 400', async () => {
+  const v = await startVault({ appendOnly: true });
+  try {
+    const base = `http://127.0.0.1:${v.port}`;
+    assert.equal((await fetch(`${base}/healthz`)).status, 200);
+    const noToken = await fetch(`${base}/v1/repos/laptop/keys/`);
+    assert.equal(noToken.status, 401);
+    assert.equal(((await noToken.json()) as { code: string }).code, 'BULWARK_BACKEND_AUTH');
+    const bad = await fetch(`${base}/v1/repos/laptop/keys/%E0%A4%A`, { headers: { authorization: `Bearer ${CLIENT}` } });
+    assert.equal(bad.status, 400);
+    const escape = await fetch(`${base}/v1/repos/laptop/keys/..%2F..%2Fetc`, { headers: { authorization: `Bearer ${CLIENT}` } });
+    assert.equal(escape.status, 400);
+  } finally {
+    await v.stop();
+  }
+});
+
 test('vault: a vault that is not running is BULWARK_BACKEND_UNREACHABLE', async () => {
   const port = await freePort();
   const b = new VaultBackend({ host: '127.0.0.1', port, name: 'x', token: CLIENT });

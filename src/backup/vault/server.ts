@@ -4,7 +4,7 @@
 // deletes; files under the retention lock are never deleted, and past it only the admin token
 // deletes. Access rules are pure logic in policy.ts.
 //
-// Protocol (all under /v1/repos/:repo, bearer token required):
+// Protocol (all under /v1/repos/:repo, bearer token required; GET /healthz is open):
 //   POST   /v1/repos/:repo                  create the layout (idempotent)
 //   GET    /v1/repos/:repo/:type/           list files: JSON [{name, size}]
 //   HEAD   /v1/repos/:repo/:type/:name      stat (Content-Length)
@@ -25,7 +25,7 @@ import { type Clock, systemClock } from '../../core/clock.js';
 import { BulwarkError, describeError, isBulwarkError, type ErrorCode } from '../../core/errors.js';
 import { parseHostPort } from '../../core/config/types.js';
 import { parseDuration } from '../../core/units.js';
-import { FILE_TYPES, filePath, type FileType, type Handle } from '../backend.js';
+import { checkHandle, FILE_TYPES, filePath, type FileType, type Handle } from '../backend.js';
 import { LocalBackend } from '../backends/local.js';
 import { mayDelete, mayUse, type VaultToken } from './policy.js';
 
@@ -212,6 +212,10 @@ export class VaultServer {
 
   async #handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
     const url = new URL(req.url ?? '/', 'http://vault');
+    if (url.pathname === '/healthz' && (req.method === 'GET' || req.method === 'HEAD')) {
+      res.writeHead(200, { 'content-type': 'text/plain' }).end('ok\n');
+      return;
+    }
     const parts = url.pathname.split('/').slice(1);
     if (parts[0] !== 'v1' || parts[1] !== 'repos' || !parts[2] || !REPO_RE.test(parts[2])) {
       throw new HttpError(404, 'BULWARK_API_BAD_REQUEST', `no such endpoint ${req.method ?? ''} ${url.pathname}`);
@@ -236,7 +240,18 @@ export class VaultServer {
       this.#json(res, 200, out);
       return;
     }
-    const h: Handle = { type, name: type === 'config' ? 'config' : decodeURIComponent(name) };
+    let decoded: string;
+    try {
+      decoded = decodeURIComponent(name);
+    } catch {
+      throw new HttpError(400, 'BULWARK_API_BAD_REQUEST', 'malformed file name in the path');
+    }
+    const h: Handle = { type, name: type === 'config' ? 'config' : decoded };
+    try {
+      checkHandle(h);
+    } catch (err) {
+      throw new HttpError(400, 'BULWARK_API_BAD_REQUEST', describeError(err));
+    }
     switch (method) {
       case 'HEAD': {
         const st = await repo.stat(h);
