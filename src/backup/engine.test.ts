@@ -10,7 +10,7 @@ import { createHash } from 'node:crypto';
 import { scratchDir } from '../testing/helpers.js';
 import { LocalBackend } from './backends/local.js';
 import * as engine from './engine.js';
-import { RepoLock } from './lock.js';
+import { isStale, RepoLock } from './lock.js';
 import { diffTrees, listTree, makeTree, prng } from './testkit.js';
 
 process.env['BULWARK_SCRYPT_N'] = '1024';
@@ -245,6 +245,34 @@ test('keys: a second password opens the repository; the key in use and the last 
     await assert.rejects(engine.openRepository(new LocalBackend(join(dir, 'repo')), PW), (e: Error & { code?: string }) => e.code === 'BULWARK_REPO_PASSWORD');
     await assert.rejects(again.removeKey(second), (e: Error & { code?: string }) => e.code === 'BULWARK_REPO_KEY');
     assert.equal((await again.listKeys()).length, 1);
+  } finally {
+    cleanup();
+  }
+});
+
+test('locks: staleness rules (pure): dead pid on this host, or not refreshed for 5 minutes elsewhere', () => {
+  const now = Date.parse('2026-01-01T12:00:00Z');
+  const at = (msAgo: number): string => new Date(now - msAgo).toISOString();
+  const alive = (pid: number): boolean => pid === 42;
+  assert.equal(isStale({ host: 'me', pid: 7, kind: 'shared', time: at(1000), op: 'backup' }, now, 'me', alive), true, 'dead pid here');
+  assert.equal(isStale({ host: 'me', pid: 42, kind: 'shared', time: at(1000), op: 'backup' }, now, 'me', alive), false, 'live pid here');
+  assert.equal(isStale({ host: 'other', pid: 7, kind: 'exclusive', time: at(4 * 60_000), op: 'prune' }, now, 'me', alive), false, 'recent, other host');
+  assert.equal(isStale({ host: 'other', pid: 7, kind: 'exclusive', time: at(6 * 60_000), op: 'prune' }, now, 'me', alive), true, 'not refreshed for 6 minutes');
+});
+
+test('check --read-data-subset reads only that share of the packs', async () => {
+  const { dir, cleanup } = scratchDir('bulwark-engine-');
+  try {
+    const src = join(dir, 'd');
+    const { mkdirSync } = await import('node:fs');
+    mkdirSync(src);
+    for (let i = 0; i < 8; i++) writeFileSync(join(src, `f${i}`), prng(700 + i, 300 * 1024));
+    const repo = await newRepo(dir, 600 * 1024);
+    await engine.createSnapshot([repo], [src]);
+    const all = await engine.check(repo, { readData: true });
+    const half = await engine.check(repo, { readData: true, subset: 0.5 });
+    assert.equal(half.packsRead, Math.ceil(all.packsRead * 0.5));
+    assert.ok(half.ok);
   } finally {
     cleanup();
   }
