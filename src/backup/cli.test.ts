@@ -57,6 +57,9 @@ test('cli: init, create, snapshots --json, restore --verify; wrong password is e
     const r = await runCli(['backup', 'restore', '--repo', repo, 'latest', '--target', out, '--verify'], { env: ENV });
     assert.equal(r.code, 0, r.stderr);
     assert.equal(readFileSync(join(out, 'src/a.txt'), 'utf8'), 'hello\n'.repeat(1000));
+    const noMatch = await runCli(['backup', 'restore', '--repo', repo, 'latest', '--target', join(dir, 'x'), '--include', '/not/there'], { env: ENV });
+    assert.equal(noMatch.code, 2);
+    assert.match(noMatch.stderr, /nothing in snapshot .* matches --include/);
     const missing = await runCli(['backup', 'restore', '--repo', repo, 'abcdef12', '--target', out], { env: ENV });
     assert.equal(missing.code, 2);
     assert.match(missing.stderr, /BULWARK_BACKUP_SNAPSHOT_NOT_FOUND/);

@@ -5,6 +5,7 @@
 import { close as fsClose, constants, ftruncate as fsFtruncate, open as fsOpen, write as fsWrite, closeSync, linkSync, lutimesSync, mkdirSync, openSync, readSync, rmSync, symlinkSync, utimesSync,  lchownSync, chmodSync, chownSync, lstatSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { promisify } from 'node:util';
+import { BulwarkError } from '../core/errors.js';
 import { filePath } from './backend.js';
 import { sha256 } from './crypto.js';
 import type { Repository } from './repository.js';
@@ -200,6 +201,11 @@ export async function restoreSnapshot(repo: Repository, snap: SnapshotInfo, opts
     }
   };
   await walk(snap.tree, '', 0);
+  if (opts.include?.length && files.length + dirs.length + links.length + hardlinks.length === 0) {
+    throw new BulwarkError('BULWARK_CLI_USAGE', `nothing in snapshot ${snap.id.slice(0, 8)} matches --include ${opts.include.join(' ')}`, {
+      hint: `use paths as backed up (${snap.paths.join(', ')}) or relative to the snapshot root (${snap.paths.map((p) => p.split('/').filter(Boolean).at(-1) ?? '/').join(', ')})`,
+    });
+  }
 
   // Files are created on their first chunk (exclusive create, at full size: holes everywhere),
   // written with asynchronous writes (the thread pool writes while this thread decrypts the next
