@@ -52,5 +52,13 @@ export async function main(argv: string[]): Promise<number> {
   }
 }
 
+// A reader that goes away (`bulwark status | head`) is not an error worth a stack trace.
+for (const stream of [process.stdout, process.stderr]) {
+  stream.on('error', (err: NodeJS.ErrnoException) => {
+    if (err.code === 'EPIPE') process.exit(process.exitCode ?? 0);
+    throw err;
+  });
+}
+
 const code = await main(process.argv);
 process.exitCode = code;

@@ -129,6 +129,20 @@ test('bulwark up serves status, events and Prometheus metrics; SIGTERM exits 0',
   }
 });
 
+test('output into a closed pipe ends quietly (no EPIPE stack trace)', async () => {
+  const { spawn } = await import('node:child_process');
+  const { BIN } = await import('../testing/helpers.js');
+  const r = await new Promise<{ code: number | null; stderr: string }>((resolve) => {
+    const child = spawn(process.execPath, [BIN, '--help'], { stdio: ['ignore', 'pipe', 'pipe'] });
+    child.stdout.destroy(); // the reader is gone before the CLI writes: its write fails with EPIPE
+    let stderr = '';
+    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+    child.on('close', (code) => resolve({ code, stderr }));
+  });
+  assert.equal(r.code, 0, r.stderr);
+  assert.doesNotMatch(r.stderr, /EPIPE|Error/);
+});
+
 test('bulwark status says clearly when no daemon is running', async () => {
   const port = await freePort();
   const r = await runCli(['status', '--api', `http://127.0.0.1:${port}`]);
