@@ -15,6 +15,7 @@ import { PgCtl } from './pgctl.js';
 import { waitFor } from '../testing/helpers.js';
 import { existsSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
+import pg from 'pg';
 
 const sink = { role: () => undefined, lag: () => undefined, failover: () => undefined, downtime: () => undefined };
 
@@ -143,3 +144,41 @@ test('a fenced old primary started by hand is fenced again; when pg_rewind fails
     await cleanup();
   }
 });
+
+/** Runs an INSERT and reports whether it was acknowledged within ms (the connection is dropped otherwise). */
+async function commitsWithin(port: number, ms: number): Promise<boolean> {
+  const c = new pg.Client({ host: '127.0.0.1', port, user: 'postgres', database: 'postgres' });
+  c.on('error', () => undefined);
+  await c.connect();
+  try {
+    return await Promise.race([c.query('INSERT INTO t VALUES (1)').then(() => true), new Promise<boolean>((r) => setTimeout(() => r(false), ms))]);
+  } finally {
+    // a client-side give-up: cancelling the wait server-side would commit locally anyway
+    (c as unknown as { connection: { stream: { destroy(): void } } }).connection.stream.destroy();
+  }
+}
+
+for (const mode of ['block', 'async'] as const) {
+  test(`synchronous mode, no_sync_standby: ${mode}, standby gone: writes ${mode === 'block' ? 'wait' : 'continue without a synchronous copy'}`, async () => {
+    const { fx, cluster, topo, cleanup } = await setup({ synchronous: true, no_sync_standby: mode, auto_rejoin: false });
+    try {
+      await cluster.start();
+      const [n1, n2] = fx.nodes as [(typeof fx.nodes)[0], (typeof fx.nodes)[0]];
+      await waitFor(() => lastTopo(topo)?.replicas.some((r) => r.node === 'pg-2') && cluster.status().sync_standbys.includes('pg-2'), { timeoutMs: 30_000, what: 'pg-2 synchronous' });
+      await withClient(n1.port, (c) => c.query('CREATE TABLE t (id int)'));
+      assert.equal(await commitsWithin(n1.port, 5000), true, 'commits work with the synchronous standby up');
+      process.kill(postmasterPid(n2.data_dir) ?? 0, 'SIGKILL');
+      if (mode === 'block') {
+        await new Promise((r) => setTimeout(r, 1500)); // several rounds of the loop
+        assert.equal(await commitsWithin(n1.port, 1500), false, 'a commit was acknowledged without a synchronous standby');
+        assert.equal(cluster.status().primary, 'pg-1');
+      } else {
+        await waitFor(() => commitsWithin(n1.port, 1000), { timeoutMs: 15_000, what: 'commits flowing again without a synchronous standby' });
+        const names = await withClient(n1.port, async (c) => (await c.query<{ s: string }>("SELECT current_setting('synchronous_standby_names') AS s")).rows[0]?.s);
+        assert.equal(names, '');
+      }
+    } finally {
+      await cleanup();
+    }
+  });
+}
