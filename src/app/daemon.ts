@@ -68,6 +68,7 @@ export class Daemon {
     );
     const deps: SubsystemDeps = {
       config: this.#loaded.config,
+      baseDir: this.#loaded.baseDir,
       events: this.events,
       logger: this.#logger,
       clock: this.#clock,

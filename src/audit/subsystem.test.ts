@@ -28,7 +28,7 @@ test('audit subsystem: violation until every target has a fresh snapshot, then o
   const audits: Array<BulwarkEvents['audit.event']> = [];
   events.on('audit.event', (e) => audits.push(e));
   const metrics = new Registry();
-  const sub = new AuditSubsystem({ config, events, logger: createLogger({ level: 'fatal' }), clock, metrics, store });
+  const sub = new AuditSubsystem({ config, baseDir: process.cwd(), events, logger: createLogger({ level: 'fatal' }), clock, metrics, store });
   await sub.start();
   assert.deepEqual(audits.map((a) => a.kind), ['audit.321.violation']);
   assert.match(audits[0]?.message ?? '', /3 copies \(1\)/);
@@ -44,6 +44,6 @@ test('audit subsystem: violation until every target has a fresh snapshot, then o
   assert.deepEqual(audits.map((a) => a.kind), ['audit.321.violation', 'audit.321.ok', 'audit.321.violation']);
   assert.match(await metrics.metrics(), /bulwark_audit_rule_ok\{plan="app",rule="copies"\} 0/);
   await sub.stop();
-  assert.equal(createAudit({ config: configSchema.parse({}), events, logger: createLogger({ level: 'fatal' }), clock, metrics, store }), undefined);
+  assert.equal(createAudit({ config: configSchema.parse({}), baseDir: process.cwd(), events, logger: createLogger({ level: 'fatal' }), clock, metrics, store }), undefined);
   store.close();
 });

@@ -23,6 +23,8 @@ export interface StateStore {
 /** What every subsystem gets from the composition root. */
 export interface SubsystemDeps {
   readonly config: BulwarkConfig;
+  /** Directory of the config file: relative paths in the config (plan paths, secret files) resolve against it. */
+  readonly baseDir: string;
   readonly events: EventBus;
   readonly logger: Logger;
   readonly clock: Clock;

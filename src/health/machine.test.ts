@@ -107,7 +107,7 @@ class MemoryStore implements StateStore {
 }
 
 function deps(config: BulwarkConfig, clock: FakeClock, store: StateStore): SubsystemDeps {
-  return { config, events: new EventBus(), logger: createLogger({ level: 'silent' }), clock, metrics: new Registry(), store };
+  return { config, baseDir: process.cwd(), events: new EventBus(), logger: createLogger({ level: 'silent' }), clock, metrics: new Registry(), store };
 }
 
 test('scheduler (FakeClock): probes at the interval, faster while changing, records transitions, heartbeat expiry marks down', async () => {

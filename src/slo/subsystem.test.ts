@@ -50,7 +50,7 @@ async function harness(yaml: string, start = Date.UTC(2026, 0, 1), seed?: (store
   const store = SqliteStore.open(':memory:');
   seed?.(store);
   const metrics = new Registry();
-  const slo = createSlo({ config: config(yaml), events, logger: silentLogger(), clock, metrics, store }, { webhookRetryDelays: retryDelays });
+  const slo = createSlo({ config: config(yaml), baseDir: process.cwd(), events, logger: silentLogger(), clock, metrics, store }, { webhookRetryDelays: retryDelays });
   assert.ok(slo);
   const alerts: Array<BulwarkEvents['slo.alert']> = [];
   events.on('slo.alert', (a) => alerts.push(a));
@@ -242,7 +242,7 @@ slos:
   // Bulwark stops for 20 minutes, then starts again on the same store.
   await h.slo.stop();
   h.clock.advance(20 * MINUTE_MS);
-  const again = createSlo({ config: config(yaml), events: h.events, logger: silentLogger(), clock: h.clock, metrics: h.metrics, store: h.store });
+  const again = createSlo({ config: config(yaml), baseDir: process.cwd(), events: h.events, logger: silentLogger(), clock: h.clock, metrics: h.metrics, store: h.store });
   assert.ok(again);
   await again.start();
   h.events.emit('health.transition', { service: 'web', node: 'web-1', from: 'unknown', to: 'up', reason: 'test', at: h.clock.now() });
@@ -329,7 +329,7 @@ slos:
   assert.equal(row?.resolved_at, null);
   await h.slo.stop();
   h.clock.advance(2 * MINUTE_MS);
-  const again = createSlo({ config: config(yaml), events: h.events, logger: silentLogger(), clock: h.clock, metrics: h.metrics, store: h.store }, { webhookRetryDelays: [10] });
+  const again = createSlo({ config: config(yaml), baseDir: process.cwd(), events: h.events, logger: silentLogger(), clock: h.clock, metrics: h.metrics, store: h.store }, { webhookRetryDelays: [10] });
   assert.ok(again);
   await again.start();
   h.traffic(10 * 60, 10, 0);
@@ -434,7 +434,7 @@ slos:
 
 test('the subsystem runs with services but no SLOs yet (node history for predictions; SLOs added by reload record at once), and not without anything to measure', async () => {
   const store = SqliteStore.open(':memory:');
-  const deps = (yaml: string) => ({ config: config(yaml), events: new EventBus(), logger: silentLogger(), clock: new FakeClock(), metrics: new Registry(), store });
+  const deps = (yaml: string) => ({ config: config(yaml), baseDir: process.cwd(), events: new EventBus(), logger: silentLogger(), clock: new FakeClock(), metrics: new Registry(), store });
   try {
     assert.equal(createSlo(deps('state_dir: ./var\n')), undefined);
     const d = deps(SERVICE);

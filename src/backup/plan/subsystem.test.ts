@@ -47,7 +47,7 @@ test('plans subsystem: cron runs the plan, records and publishes it, watches RPO
     events.on('backup.run', (e) => runs.push(e));
     events.on('audit.event', (e) => audits.push(e));
     const metrics = new Registry();
-    const sub = new PlansSubsystem({ config, events, logger: createLogger({ level: 'fatal' }), clock, metrics, store }, dir);
+    const sub = new PlansSubsystem({ config, baseDir: dir, events, logger: createLogger({ level: 'fatal' }), clock, metrics, store }, dir);
     await sub.start();
     // No snapshot yet: the plan and both targets are in breach from the start.
     assert.deepEqual(audits.map((a) => `${a.kind} ${a.subject}`).sort(), ['backup.rpo.breached app', 'backup.rpo.breached app/disk', 'backup.rpo.breached app/usb']);
@@ -76,7 +76,7 @@ test('plans subsystem: cron runs the plan, records and publishes it, watches RPO
 });
 
 test('plans subsystem: no plans, no subsystem; a bad cron expression is refused by the schema and by the subsystem', () => {
-  const base = { events: new EventBus(), logger: createLogger({ level: 'fatal' }), clock: new FakeClock(), metrics: new Registry(), store: SqliteStore.open(':memory:') };
+  const base = { baseDir: process.cwd(), events: new EventBus(), logger: createLogger({ level: 'fatal' }), clock: new FakeClock(), metrics: new Registry(), store: SqliteStore.open(':memory:') };
   assert.equal(createPlans({ ...base, config: configSchema.parse({}) }), undefined);
   const raw = { backups: { app: { paths: ['.'], schedule: 'every tuesday', targets: [{ name: 'd', repo: '/tmp/x', media: 'hdd' }] } } };
   assert.throws(() => configSchema.parse(raw), /expected a cron expression like '0 \* \* \* \*'.*got 'every tuesday'/);

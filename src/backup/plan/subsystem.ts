@@ -284,7 +284,5 @@ function validateSchedules(name: string, p: BackupPlanConfig): void {
 export function createPlans(deps: SubsystemDeps): Subsystem | undefined {
   if (Object.keys(deps.config.backups).length === 0) return undefined;
   // Relative plan paths and secrets resolve against the config file's directory, as in the CLI;
-  // the daemon passes it as baseDir when it knows it (else the working directory).
-  const baseDir = (deps as SubsystemDeps & { baseDir?: string }).baseDir ?? process.cwd();
-  return new PlansSubsystem(deps, baseDir);
+  return new PlansSubsystem(deps, deps.baseDir);
 }
