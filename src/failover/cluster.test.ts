@@ -29,20 +29,28 @@ async function setup(extra: Record<string, unknown> = {}) {
   const audits: Array<BulwarkEvents['audit.event']> = [];
   events.on('audit.event', (e) => audits.push(e));
   const coord = new LocalCoordination({ identity: 'test', clock: systemClock });
-  const cluster = new PgCluster({ name: 'main', config: config.databases['main']!, stateDir: fx.dir, lease: coord.lease('db/main'), events, logger: silentLogger(), clock: systemClock, store, metrics: sink });
+  const make = (): PgCluster => new PgCluster({ name: 'main', config: config.databases['main']!, stateDir: fx.dir, lease: coord.lease('db/main'), events, logger: silentLogger(), clock: systemClock, store, metrics: sink });
+  const made: PgCluster[] = [make()];
+  const cluster = made[0]!;
   const cleanup = async (): Promise<void> => {
-    await cluster.stop().catch(() => undefined);
+    for (const c of made) await c.stop().catch(() => undefined);
     await coord.close();
     store.close();
     fx.cleanup();
   };
-  return { fx, cluster, store, topo, audits, cleanup };
+  /** A second PgCluster over the same state store: Bulwark restarted. */
+  const restart = (): PgCluster => {
+    const c = make();
+    made.push(c);
+    return c;
+  };
+  return { fx, cluster, store, topo, audits, cleanup, restart };
 }
 
 const lastTopo = (t: Array<BulwarkEvents['db.topology']>) => t[t.length - 1];
 
 test('failover: SIGKILL of the primary postmaster promotes the standby; the old primary rejoins as a standby; a dead standby is restarted', async () => {
-  const { fx, cluster, topo, audits, store, cleanup } = await setup();
+  const { fx, cluster, topo, audits, store, cleanup, restart } = await setup();
   try {
     await cluster.start();
     const [n1, n2] = fx.nodes as [(typeof fx.nodes)[0], (typeof fx.nodes)[0]];
@@ -76,7 +84,15 @@ test('failover: SIGKILL of the primary postmaster promotes the standby; the old 
     await waitFor(() => store.get<{ w: number | null }>('SELECT write_downtime_ms AS w FROM db_failovers')?.w != null, { what: 'write downtime recorded' });
     assert.ok(audits.some((a) => a.kind === 'db.failover'));
     assert.ok(audits.some((a) => a.kind === 'db.rejoin'));
-    if (process.env['BULWARK_TEST_VERBOSE']) console.log(store.all('SELECT * FROM db_failovers'), audits.map((a) => a.message));
+
+    // Bulwark restarts (nodes stopped with it): the recorded roles hold, pg-2 stays primary
+    await cluster.stop();
+    assert.equal(postmasterPid(n1.data_dir), undefined);
+    assert.equal(postmasterPid(n2.data_dir), undefined);
+    const again = restart();
+    await again.start();
+    await waitFor(() => lastTopo(topo)?.primary?.node === 'pg-2' && lastTopo(topo)?.replicas.some((r) => r.node === 'pg-1'), { timeoutMs: 30_000, what: 'pg-2 primary and pg-1 streaming after restart' });
+    assert.equal(await withClient(n2.port, async (c) => (await c.query('SELECT count(*)::int AS n FROM t')).rows[0].n), 101);
   } finally {
     await cleanup();
   }
