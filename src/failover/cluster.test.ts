@@ -29,7 +29,7 @@ async function setup(extra: Record<string, unknown> = {}) {
   const audits: Array<BulwarkEvents['audit.event']> = [];
   events.on('audit.event', (e) => audits.push(e));
   const coord = new LocalCoordination({ identity: 'test', clock: systemClock });
-  const make = (): PgCluster => new PgCluster({ name: 'main', config: config.databases['main']!, stateDir: fx.dir, lease: coord.lease('db/main'), events, logger: silentLogger(), clock: systemClock, store, metrics: sink });
+  const make = (): PgCluster => new PgCluster({ name: 'main', config: config.databases['main']!, stateDir: fx.dir, baseDir: fx.dir, lease: coord.lease('db/main'), events, logger: silentLogger(), clock: systemClock, store, metrics: sink });
   const made: PgCluster[] = [make()];
   const cluster = made[0]!;
   const cleanup = async (): Promise<void> => {
@@ -106,7 +106,7 @@ test('warm standbys, three nodes: failover promotes one, repoints the other to i
   const topo: Array<BulwarkEvents['db.topology']> = [];
   events.on('db.topology', (e) => topo.push(e));
   const coord = new LocalCoordination({ identity: 'test', clock: systemClock });
-  const cluster = new PgCluster({ name: 'main', config: config.databases['main']!, stateDir: fx.dir, lease: coord.lease('db/main'), events, logger: silentLogger(), clock: systemClock, store, metrics: sink });
+  const cluster = new PgCluster({ name: 'main', config: config.databases['main']!, stateDir: fx.dir, baseDir: fx.dir, lease: coord.lease('db/main'), events, logger: silentLogger(), clock: systemClock, store, metrics: sink });
   try {
     await cluster.start();
     const byName = (n: string) => fx.nodes.find((x) => x.name === n)!;

@@ -43,6 +43,8 @@ export interface ClusterDeps {
   name: string;
   config: DatabaseConfig;
   stateDir: string;
+  /** Directory relative data_dir paths resolve against (the config file's). */
+  baseDir: string;
   lease: LeaderLease;
   events: EventBus;
   logger: Logger;
@@ -91,8 +93,8 @@ export class PgCluster {
     this.#d = deps;
     const c = deps.config;
     for (const n of c.nodes) {
-      // relative data_dir paths resolve against the working directory, like state_dir
-      const spec: NodeSpec = { name: n.name, host: n.host, port: n.port, dataDir: resolve(n.data_dir) };
+      // relative data_dir paths resolve against the config file's directory
+      const spec: NodeSpec = { name: n.name, host: n.host, port: n.port, dataDir: resolve(deps.baseDir, n.data_dir) };
       const ctl = new PgCtl(spec, { binDir: c.bin_dir, osUser: c.os_user, superuser: c.superuser, logFile: join(deps.stateDir, 'failover', deps.name, `${n.name}.log`) });
       this.#nodes.set(n.name, { spec, ctl, obs: undefined, fails: 0, pidAlive: false });
     }

@@ -72,7 +72,7 @@ export class FailoverSubsystem implements Subsystem {
     const sink = metricsSink(d);
     const stateDir = resolve(d.config.state_dir);
     for (const [name, config] of Object.entries(d.config.databases)) {
-      const cluster = new PgCluster({ name, config, stateDir, lease: this.#coord.lease(`db/${name}`), events: d.events, logger: d.logger.child({ database: name }), clock: d.clock, store: d.store, metrics: sink });
+      const cluster = new PgCluster({ name, config, stateDir, baseDir: d.baseDir, lease: this.#coord.lease(`db/${name}`), events: d.events, logger: d.logger.child({ database: name }), clock: d.clock, store: d.store, metrics: sink });
       this.#clusters.set(name, cluster);
     }
     try {
