@@ -1,14 +1,14 @@
 // Owns the control-plane commands: up, validate, status, nines.
 import type { Command } from 'commander';
 import { loadConfig, parseConfigText } from '../../core/config/load.js';
-import { BulwarkError } from '../../core/errors.js';
 import { createLogger } from '../../core/logger.js';
 import { formatDuration, parseDuration, parsePercent } from '../../core/units.js';
 import { readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { availabilityFor, downtimeFor, PERIODS, type Period } from '../../slo/nines.js';
 import { printJson, printTable, usage } from '../output.js';
-import { apiToken, startPlane } from '../runtime.js';
+import { startPlane } from '../runtime.js';
+import { apiGet } from '../api-client.js';
 import { setExitCode } from '../exit.js';
 
 export function registerCoreCommands(program: Command): void {
@@ -113,33 +113,4 @@ function printStatus(s: StatusBody): void {
     if (v && Array.isArray(v.rows)) printTable(v.rows, v.columns);
     else process.stdout.write(`${JSON.stringify(v, null, 2)}\n`);
   }
-}
-
-/** GET a path of the daemon API, with the token when one is configured. */
-export async function apiGet(opts: { config?: string; api?: string }, path: string): Promise<unknown> {
-  let base = opts.api ?? 'http://127.0.0.1:7070';
-  let token = process.env['BULWARK_API_TOKEN'] || undefined;
-  if (opts.config !== undefined) {
-    const loaded = loadConfig(opts.config);
-    if (opts.api === undefined) base = `http://${loaded.config.api.listen.replace(/^0\.0\.0\.0:/, '127.0.0.1:')}`;
-    token = apiToken(loaded) ?? token;
-  }
-  let res: Response;
-  try {
-    res = await fetch(new URL(path, base), { headers: token ? { authorization: `Bearer ${token}` } : {}, signal: AbortSignal.timeout(5000) });
-  } catch (err) {
-    throw new BulwarkError('BULWARK_API_UNREACHABLE', `cannot reach the Bulwark daemon at ${base}: ${(err as Error).cause instanceof Error ? ((err as Error).cause as Error).message : (err as Error).message}`, {
-      hint: 'start it with `bulwark up -c bulwark.yaml`, or point --api / -c at the right address',
-    });
-  }
-  if (res.status === 401) {
-    throw new BulwarkError('BULWARK_API_UNAUTHORIZED', `the daemon at ${base} refused the request: missing or wrong token`, {
-      hint: 'pass -c with the config that names api.token_file, or set BULWARK_API_TOKEN',
-    });
-  }
-  const body = (await res.json().catch(() => undefined)) as { error?: { code?: string; message?: string } } | undefined;
-  if (!res.ok) {
-    throw new BulwarkError('BULWARK_API_BAD_REQUEST', `the daemon answered ${res.status}: ${body?.error?.message ?? res.statusText}`);
-  }
-  return body;
 }

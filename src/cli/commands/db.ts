@@ -1,52 +1,8 @@
 // Owns the `bulwark db ...` commands: status of a PostgreSQL cluster and planned switchover, both
 // asked of the running daemon over its API (/v1/db/NAME, /v1/db/NAME/switchover).
 import type { Command } from 'commander';
-import { loadConfig } from '../../core/config/load.js';
-import { BulwarkError } from '../../core/errors.js';
 import { printJson, printTable } from '../output.js';
-import { apiToken } from '../runtime.js';
-
-/** Daemon error codes the CLI reports as they are (so scripts see the same code and exit status). */
-const FORWARDED = ['BULWARK_DB_UNKNOWN', 'BULWARK_DB_SWITCHOVER', 'BULWARK_DB_NOT_LEADER', 'BULWARK_DB_NO_PRIMARY', 'BULWARK_DB_TOOL_FAILED', 'BULWARK_COORD_LEASE_LOST', 'BULWARK_COORD_UNAVAILABLE'] as const;
-
-interface ApiOpts {
-  config?: string;
-  api?: string;
-}
-
-/** Calls the daemon API (same address and token rules as `bulwark status`). */
-async function apiCall(opts: ApiOpts, method: 'GET' | 'POST', path: string, body?: unknown, timeoutMs = 10_000): Promise<unknown> {
-  let base = opts.api ?? 'http://127.0.0.1:7070';
-  let token = process.env['BULWARK_API_TOKEN'] || undefined;
-  if (opts.config !== undefined) {
-    const loaded = loadConfig(opts.config);
-    if (opts.api === undefined) base = `http://${loaded.config.api.listen.replace(/^0\.0\.0\.0:/, '127.0.0.1:')}`;
-    token = apiToken(loaded) ?? token;
-  }
-  const headers: Record<string, string> = token ? { authorization: `Bearer ${token}` } : {};
-  if (body !== undefined) headers['content-type'] = 'application/json';
-  let res: Response;
-  try {
-    res = await fetch(new URL(path, base), { method, headers, ...(body !== undefined ? { body: JSON.stringify(body) } : {}), signal: AbortSignal.timeout(timeoutMs) });
-  } catch (err) {
-    const cause = (err as Error).cause instanceof Error ? ((err as Error).cause as Error).message : (err as Error).message;
-    throw new BulwarkError('BULWARK_API_UNREACHABLE', `cannot reach the Bulwark daemon at ${base}: ${cause}`, {
-      hint: 'start it with `bulwark up -c bulwark.yaml`, or point --api / -c at the right address',
-    });
-  }
-  if (res.status === 401) {
-    throw new BulwarkError('BULWARK_API_UNAUTHORIZED', `the daemon at ${base} refused the request: missing or wrong token`, {
-      hint: 'pass -c with the config that names api.token_file, or set BULWARK_API_TOKEN',
-    });
-  }
-  const json = (await res.json().catch(() => undefined)) as { error?: { code?: string; message?: string; hint?: string } } | undefined;
-  if (!res.ok) {
-    const code = json?.error?.code;
-    const known = FORWARDED.find((c) => c === code);
-    throw new BulwarkError(known ?? 'BULWARK_API_BAD_REQUEST', json?.error?.message ?? `the daemon answered ${res.status}`, json?.error?.hint ? { hint: json.error.hint } : {});
-  }
-  return json;
-}
+import { apiRequest as apiCall, type ApiOpts } from '../api-client.js';
 
 interface DbStatus {
   database: string;

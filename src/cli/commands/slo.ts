@@ -11,7 +11,7 @@ import { publicReport, SloEngine, type Report, type SloReport } from '../../slo/
 import { SloRepo } from '../../slo/repo.js';
 import { SqliteStore } from '../../store/sqlite.js';
 import { printJson, printTable, usage } from '../output.js';
-import { apiGet } from './core.js';
+import { apiGet } from '../api-client.js';
 
 interface ReportOpts {
   config?: string;
