@@ -58,6 +58,8 @@ export class ChunkPool {
 
   readonly #n: number;
   readonly #chunker: ChunkerParams;
+  #dead: (Error & { fatal: true }) | undefined;
+  #closing = false;
 
   /** Workers start on the first file to read (an unchanged backup starts none). */
   constructor(n: number, chunker: ChunkerParams) {
@@ -70,12 +72,17 @@ export class ChunkPool {
     for (let i = 0; i < n; i++) {
       const w = new Worker(new URL('./worker.js', import.meta.url));
       w.on('message', (m: WorkerReply) => this.#onMessage(i, m));
-      w.on('error', (err) => {
+      const died = (err: Error): void => {
+        this.#dead ??= Object.assign(new Error(`a backup worker thread died: ${err.message}`), { fatal: true as const });
         for (const [id, j] of this.#jobs) {
           if (j.worker !== i) continue;
           this.#jobs.delete(id);
-          j.reject(err);
+          j.reject(this.#dead);
         }
+      };
+      w.on('error', died);
+      w.on('exit', (code) => {
+        if (!this.#closing) died(new Error(`exit code ${code}`));
       });
       w.postMessage({ t: 'init', chunker } satisfies WorkerRequest);
       this.#workers.push(w);
@@ -112,6 +119,7 @@ export class ChunkPool {
   /** Chunks a file; onChunk is called for each chunk in order (and awaited). Resolves with the size read. */
   chunkFile(path: string, onChunk: (c: PreparedBlob) => Promise<void>): Promise<number> {
     if (this.#workers.length === 0) this.#start();
+    if (this.#dead) return Promise.reject(this.#dead);
     let wi = 0;
     for (let i = 1; i < this.#load.length; i++) if ((this.#load[i] as number) < (this.#load[wi] as number)) wi = i;
     const job = this.#next++;
@@ -123,6 +131,7 @@ export class ChunkPool {
   }
 
   async close(): Promise<void> {
+    this.#closing = true;
     await Promise.all(this.#workers.map((w) => w.terminate()));
   }
 }
@@ -281,6 +290,7 @@ export async function archive(opts: ArchiveOptions): Promise<ArchiveResult> {
       return { content, sizes };
     } catch (err) {
       if (storageError !== undefined) throw storageError; // the repository failed: abort the backup
+      if ((err as { fatal?: boolean }).fatal) throw err; // the worker pool failed: abort too
       fail(abs, err); // the file could not be read: count it, go on
       return undefined;
     } finally {
