@@ -5,7 +5,8 @@ import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { stringify } from 'yaml';
 import { exited, startCli, waitFor } from '../testing/helpers.js';
-import { freePort, pgFixture, type PgFixture } from './pg.testkit.js';
+import { freePort } from '../testing/helpers.js';
+import { pgFixture, type PgFixture } from './pg.testkit.js';
 
 export interface Plane {
   fx: PgFixture;

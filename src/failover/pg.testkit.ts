@@ -2,24 +2,13 @@
 // free loopback ports, a `databases:` entry for N nodes, a client helper, and cleanup that kills
 // every process left in the nodes' data directories even when a test fails. Used only by tests.
 import { chmodSync, existsSync, mkdtempSync, rmSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import pg from 'pg';
 import { PgCtl } from './pgctl.js';
+import { freePort } from '../testing/helpers.js';
 
 export const PG_BIN = '/usr/lib/postgresql/15/bin';
-
-export function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const srv = createServer();
-    srv.once('error', reject);
-    srv.listen(0, '127.0.0.1', () => {
-      const port = (srv.address() as { port: number }).port;
-      srv.close(() => resolve(port));
-    });
-  });
-}
 
 export interface PgFixture {
   dir: string;
