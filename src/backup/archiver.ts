@@ -49,6 +49,9 @@ interface Job {
   worker: number;
 }
 
+/** Payload slots per worker (each `chunker.max` bytes): the most chunks in flight per worker. */
+const SLOTS = 6;
+
 /** The worker pool: one job = one file, processed in order by one worker. */
 export class ChunkPool {
   readonly #workers: Worker[] = [];
@@ -59,6 +62,7 @@ export class ChunkPool {
   readonly #n: number;
   readonly #chunker: ChunkerParams;
   #dead: (Error & { fatal: true }) | undefined;
+  readonly #rings: SharedArrayBuffer[] = [];
   #closing = false;
 
   /** Workers start on the first file to read (an unchanged backup starts none). */
@@ -84,7 +88,9 @@ export class ChunkPool {
       w.on('exit', (code) => {
         if (!this.#closing) died(new Error(`exit code ${code}`));
       });
-      w.postMessage({ t: 'init', chunker } satisfies WorkerRequest);
+      const ring = new SharedArrayBuffer(SLOTS * chunker.max);
+      this.#rings.push(ring);
+      w.postMessage({ t: 'init', chunker, ring, slots: SLOTS } satisfies WorkerRequest);
       this.#workers.push(w);
       this.#load.push(0);
     }
@@ -95,12 +101,14 @@ export class ChunkPool {
     if (!j) return;
     const w = this.#workers[wi] as Worker;
     if (m.t === 'chunk') {
-      const blob: PreparedBlob = { type: BLOB_DATA, sha: Buffer.from(m.sha.buffer, m.sha.byteOffset, m.sha.byteLength), rawLength: m.rawLength, payload: m.payload, compressed: m.compressed };
+      const ring = this.#rings[wi] as SharedArrayBuffer;
+      const payload = new Uint8Array(ring, m.slot * (ring.byteLength / SLOTS), m.length); // valid until acked
+      const blob: PreparedBlob = { type: BLOB_DATA, sha: Buffer.from(m.sha.buffer, m.sha.byteOffset, m.sha.byteLength), rawLength: m.rawLength, payload, compressed: m.compressed };
       j.chain = j.chain.then(async () => {
         try {
           await j.onChunk(blob);
         } finally {
-          w.postMessage({ t: 'ack', bytes: m.payload.length } satisfies WorkerRequest);
+          w.postMessage({ t: 'ack', slot: m.slot } satisfies WorkerRequest);
         }
       });
       j.chain.catch(() => undefined); // reported through 'done'/'error', or moot once the backup aborted

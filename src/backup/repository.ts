@@ -29,7 +29,11 @@ export interface BlobSink {
   readonly label: string;
   /** True when the repository already stores (or is storing) the blob with this plaintext SHA-256. */
   has(sha: Buffer): boolean;
-  /** Stores a blob (no-op when already present). May wait for pack writes (back pressure). */
+  /**
+   * Stores a blob (no-op when already present). May wait for pack writes (back pressure).
+   * `payload` is only valid until the returned promise settles (it may live in a shared ring
+   * buffer): a sink that keeps it must copy it.
+   */
   add(blob: PreparedBlob): Promise<void>;
   /** Makes everything added durable: packs written, then an index file naming them. */
   flush(): Promise<void>;

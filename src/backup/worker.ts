@@ -1,31 +1,35 @@
 // Owns the worker-thread half of the backup pipeline: read a file, cut it into FastCDC chunks,
 // SHA-256 each chunk and compress it when that pays. Results go back to the main thread in order,
-// which derives each repository's ids and encrypts (see archiver.ts). Back pressure: the worker
-// stops reading while more than MAX_UNACKED bytes are waiting in the main thread.
+// which derives each repository's ids and encrypts (see archiver.ts). Payloads travel through a
+// ring of slots in a SharedArrayBuffer (no allocation per chunk); the main thread acks a slot once
+// every sink has sealed it. Back pressure: the worker waits for a free slot.
 import { closeSync, fstatSync, openSync, readSync } from 'node:fs';
 import { parentPort } from 'node:worker_threads';
 import { Chunker, type ChunkerParams } from './chunker.js';
 import { BLOB_DATA } from './format.js';
 import { prepare } from './prepare.js';
 
-export type WorkerRequest = { t: 'init'; chunker: ChunkerParams } | { t: 'job'; job: number; path: string } | { t: 'ack'; bytes: number };
+export type WorkerRequest = { t: 'init'; chunker: ChunkerParams; ring: SharedArrayBuffer; slots: number } | { t: 'job'; job: number; path: string } | { t: 'ack'; slot: number };
 export type WorkerReply =
-  | { t: 'chunk'; job: number; sha: Uint8Array; rawLength: number; payload: Uint8Array; compressed: boolean }
+  | { t: 'chunk'; job: number; sha: Uint8Array; rawLength: number; slot: number; length: number; compressed: boolean }
   | { t: 'done'; job: number; size: number }
   | { t: 'error'; job: number; code: string; message: string };
-
-const MAX_UNACKED = 8 * 1024 * 1024;
 
 if (parentPort) {
   const port = parentPort;
   let chunker: Chunker | undefined;
   const queue: { job: number; path: string }[] = [];
-  let unacked = 0;
+  let ring: Uint8Array | undefined;
+  let slotSize = 0;
+  const free: number[] = [];
   let wake: (() => void) | undefined;
   let running = false;
   let shared: Buffer | undefined;
 
-  const waitAck = (): Promise<void> => new Promise((r) => (wake = r));
+  const takeSlot = async (): Promise<number> => {
+    while (free.length === 0) await new Promise<void>((r) => (wake = r));
+    return free.pop() as number;
+  };
 
   const send = (m: WorkerReply, transfer?: ArrayBuffer[]): void => port.postMessage(m, transfer ?? []);
 
@@ -69,15 +73,11 @@ if (parentPort) {
         if (cut < 0) throw new Error('chunker asked for more data at a full buffer');
         const piece = buf.subarray(start, cut);
         const p = prepare(BLOB_DATA, piece);
-        // A buffer of our own to transfer (not copy) to the main thread: buf is reused.
-        const own = p.payload.byteOffset === 0 && p.payload.byteLength === p.payload.buffer.byteLength && p.compressed;
-        const payload = own ? p.payload : new Uint8Array(p.compressed ? p.payload : piece);
         total += piece.length;
-        unacked += payload.length;
-        const sha = new Uint8Array(p.sha);
-        send({ t: 'chunk', job, sha, rawLength: p.rawLength, payload, compressed: p.compressed }, [payload.buffer as ArrayBuffer]);
+        const slot = await takeSlot();
+        (ring as Uint8Array).set(p.payload, slot * slotSize);
+        send({ t: 'chunk', job, sha: new Uint8Array(p.sha), rawLength: p.rawLength, slot, length: p.payload.length, compressed: p.compressed });
         start = cut;
-        while (unacked > MAX_UNACKED) await waitAck();
       }
       send({ t: 'done', job, size: total });
     } catch (err) {
@@ -99,10 +99,14 @@ if (parentPort) {
   }
 
   port.on('message', (m: WorkerRequest) => {
-    if (m.t === 'init') chunker = new Chunker(m.chunker);
-    else if (m.t === 'ack') {
-      unacked -= m.bytes;
-      if (unacked <= MAX_UNACKED && wake) {
+    if (m.t === 'init') {
+      chunker = new Chunker(m.chunker);
+      ring = new Uint8Array(m.ring);
+      slotSize = m.ring.byteLength / m.slots;
+      for (let i = 0; i < m.slots; i++) free.push(i);
+    } else if (m.t === 'ack') {
+      free.push(m.slot);
+      if (wake) {
         const w = wake;
         wake = undefined;
         w();
