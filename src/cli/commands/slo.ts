@@ -29,7 +29,7 @@ export function offlineReport(configFile: string, now: number, only?: string): R
   const stateDir = resolve(loaded.config.state_dir);
   if (!existsSync(join(stateDir, 'state.db'))) {
     throw new BulwarkError('BULWARK_SLO_NO_STATE', `no state store at ${join(stateDir, 'state.db')}: the daemon has never recorded SLIs there`, {
-      hint: 'start `bulwark up -c FILE` (state_dir is relative to the working directory), or run this command from the directory the daemon runs in',
+      hint: 'start `bulwark up -c FILE` first, or check state_dir in the config (relative paths are relative to the config file)',
     });
   }
   if (only !== undefined && !loaded.config.slos[only]) {

@@ -121,6 +121,17 @@ test('a missing secret file is an error naming the key and the path, relative to
   }
 });
 
+test('state_dir is resolved against the config file directory, not the working directory', () => {
+  const { dir, cleanup } = scratchDir();
+  try {
+    const file = join(dir, 'bulwark.yaml');
+    writeFileSync(file, 'state_dir: ./var\n');
+    assert.equal(loadConfig(file).config.state_dir, join(dir, 'var'));
+  } finally {
+    cleanup();
+  }
+});
+
 test('a missing config file is BULWARK_CONFIG_NOT_FOUND', () => {
   assert.throws(() => loadConfig('/nonexistent/bulwark.yaml'), { code: 'BULWARK_CONFIG_NOT_FOUND' });
 });

@@ -283,5 +283,8 @@ export function loadConfig(file: string): LoadedConfig {
       hint: 'fix each line above; `bulwark validate -c FILE` checks again without starting anything',
     });
   }
-  return { config: r.config, file: abs, baseDir: dirname(abs) };
+  const baseDir = dirname(abs);
+  // state_dir, like every other path in the file, is relative to the config file's directory.
+  const config = { ...r.config, state_dir: resolve(baseDir, r.config.state_dir) };
+  return { config, file: abs, baseDir };
 }
