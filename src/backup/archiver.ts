@@ -50,7 +50,7 @@ interface Job {
 }
 
 /** Payload slots per worker (each `chunker.max` bytes): the most chunks in flight per worker. */
-const SLOTS = 6;
+const SLOTS = 4;
 
 /** The worker pool: one job = one file, processed in order by one worker. */
 export class ChunkPool {
@@ -280,7 +280,6 @@ export async function archive(opts: ArchiveOptions): Promise<ArchiveResult> {
   const readFile = async (abs: string): Promise<{ content: string[]; sizes: number[] } | undefined> => {
     const content: string[] = [];
     const sizes: number[] = [];
-    await sem.acquire();
     let storageError: unknown;
     try {
       const size = await pool.chunkFile(abs, async (b) => {
@@ -301,8 +300,6 @@ export async function archive(opts: ArchiveOptions): Promise<ArchiveResult> {
       if ((err as { fatal?: boolean }).fatal) throw err; // the worker pool failed: abort too
       fail(abs, err); // the file could not be read: count it, go on
       return undefined;
-    } finally {
-      sem.release();
     }
   };
 
@@ -359,7 +356,17 @@ export async function archive(opts: ArchiveOptions): Promise<ArchiveResult> {
       if (ex.excluded(child, name)) continue;
       // Subdirectories are walked one at a time, depth first (only the trees on the current path
       // are held); their files, and this directory's files, complete concurrently.
-      const p = d.isDirectory() ? (await saveEntry(child, name, prev?.get(name))).node : saveEntry(child, name, prev?.get(name)).then((r) => r.node);
+      let p: Promise<TreeNode | undefined>;
+      if (d.isDirectory()) p = (await saveEntry(child, name, prev?.get(name))).node;
+      else {
+        // At most `sem` entries in flight: the walk waits here, so it never runs far ahead.
+        await sem.acquire();
+        p = saveEntry(child, name, prev?.get(name)).then((r) => r.node);
+        void p.then(
+          () => sem.release(),
+          () => sem.release(),
+        );
+      }
       p.catch(() => undefined); // observed by Promise.all below; avoid an early unhandled rejection
       pending.push(p);
     }

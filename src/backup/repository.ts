@@ -408,7 +408,7 @@ export class RepoSink implements BlobSink {
           this.#pending.delete(e.id.toString('hex'));
         }
         this.stats.packsWritten++;
-        if (type === BLOB_DATA && full.length >= data.length && this.#pool.length < 1) this.#pool.push(full);
+        if (type === BLOB_DATA && full.length >= data.length && this.#pool.length < 2) this.#pool.push(full);
         this.#unindexed.push({ id, size: data.length, entries });
         if (this.#unindexed.length >= INDEX_EVERY) this.#writeIndex();
       },
