@@ -1,6 +1,7 @@
 // Owns the proxy's part of `bulwark demo`: three small HTTP backends on loopback (each answers
 // its name, and /health) and a `services.web` section with the proxy on 127.0.0.1:8080 (or a free
-// port when 8080 is taken) in front of them, health-checked every second.
+// port when 8080 is taken) in front of them, health-checked every second, and a trickle of
+// client traffic (4 requests a second) so the dashboard's proxy and SLO tables have numbers.
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { Logger } from '../core/logger.js';
@@ -52,6 +53,7 @@ async function freePort(): Promise<number> {
 
 export function proxyDemoPart(): ProxyDemoPart {
   const servers: Server[] = [];
+  let traffic: NodeJS.Timeout | undefined;
   return {
     name: 'proxy',
     async start(ctx: { dir: string; logger: Logger }): Promise<Record<string, unknown>> {
@@ -63,6 +65,13 @@ export function proxyDemoPart(): ProxyDemoPart {
       }
       const port = (await portFree(8080)) ? 8080 : await freePort();
       ctx.logger.info({ listen: `127.0.0.1:${port}`, backends: backends.map((b) => b.address) }, 'demo: three web backends behind the proxy');
+      // Requests before the proxy listens fail on the client side only; the proxy never sees them.
+      traffic = setInterval(() => {
+        fetch(`http://127.0.0.1:${port}/`, { signal: AbortSignal.timeout(2000) })
+          .then((r) => r.arrayBuffer())
+          .catch(() => undefined);
+      }, 250);
+      traffic.unref();
       return {
         services: {
           web: {
@@ -78,6 +87,7 @@ export function proxyDemoPart(): ProxyDemoPart {
       };
     },
     async stop(): Promise<void> {
+      clearInterval(traffic);
       await Promise.all(
         servers.splice(0).map(
           (s) =>
