@@ -4,6 +4,7 @@ import type { Subsystem, SubsystemDeps } from '../core/subsystem.js';
 import { createHealth } from '../health/index.js';
 import { createProxy } from '../proxy/index.js';
 import { createFailover } from '../failover/index.js';
+import { planBaseBackups } from './pgbackups.js';
 import { createSlo } from '../slo/subsystem.js';
 import { createPlans } from '../backup/plan/subsystem.js';
 import { createAudit } from '../audit/subsystem.js';
@@ -14,7 +15,7 @@ export type SubsystemFactory = (deps: SubsystemDeps) => Subsystem | undefined;
 export const SUBSYSTEM_FACTORIES: SubsystemFactory[] = [
   (deps) => createHealth(deps),
   createProxy,
-  createFailover, // after proxy: the proxy follows the db.topology events failover publishes
+  (deps) => createFailover({ ...deps, baseBackups: planBaseBackups(deps.config, deps.baseDir) }), // after proxy: the proxy follows db.topology; cold standby restores through backup/
   createSlo, // after health and proxy: it records their events
   createPlans, // 3-2-1 backup plans: schedules, verification, drills, RPO
   createAudit, // after plans: re-evaluates 3-2-1-1-0 on their backup.run events

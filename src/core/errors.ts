@@ -81,6 +81,10 @@ export const ERROR_CODES = {
   BULWARK_DB_NOT_LEADER: { exit: 1, summary: 'This Bulwark instance does not hold the leader lease for the database, so it may not change roles.' },
   BULWARK_DB_SWITCHOVER: { exit: 1, summary: 'A planned switchover could not proceed (target not a healthy standby, not caught up, or a step failed).' },
   BULWARK_DB_NO_PRIMARY: { exit: 1, summary: 'The database has no usable primary (and none could be promoted safely).' },
+  BULWARK_DB_COLD_CONFIG: { exit: 2, summary: 'A cold-standby database is misconfigured (restore_from plan, wal_archive, synchronous mode).' },
+  BULWARK_DB_BASE_BACKUP: { exit: 1, summary: 'A base backup (pg_basebackup, then a snapshot into the restore_from plan) failed.' },
+  BULWARK_DB_WAL_ARCHIVE: { exit: 1, summary: 'A WAL file could not be archived (the archive holds different content under that name, or it cannot be written).' },
+  BULWARK_DB_COLD_RESTORE: { exit: 1, summary: 'Building a new primary from the latest base backup and archived WAL failed.' },
   // backup plans, vault server, audit (3-2-1-1-0)
   BULWARK_PLAN_UNKNOWN: { exit: 2, summary: 'No backup plan (or target) with that name is configured under backups.' },
   BULWARK_PLAN_TARGET_FAILED: { exit: 1, summary: 'A plan run, copy or verification failed for at least one target; the others completed.' },

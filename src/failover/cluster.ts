@@ -3,8 +3,9 @@
 // synchronous_standby_names, rejoin of a former primary (pg_rewind or re-clone), planned
 // switchover, and the history of those events. Every role change happens only while this
 // instance holds the cluster's leader lease, checked right before acting.
+import { execFileSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
-import { join, resolve } from 'node:path';
+import { dirname, join, resolve } from 'node:path';
 import type { Clock, Timer } from '../core/clock.js';
 import type { DatabaseConfig } from '../core/config/schema.js';
 import { BulwarkError, describeError } from '../core/errors.js';
@@ -12,14 +13,16 @@ import type { EventBus } from '../core/events.js';
 import type { Logger } from '../core/logger.js';
 import type { StateStore } from '../core/subsystem.js';
 import type { LeaderLease } from '../coord/lease.js';
+import { archiveSettings, dataDirIntact, prepareWalDir, restoreBaseBackup, takeBaseBackup, baseBackupTags, type BaseBackupStore } from './cold.js';
 import { chooseCandidate, lagBytes, parseLsn, planSync, syncNamesFor } from './decide.js';
-import { execSql, observe, type Observation, type ObserveTarget } from './monitor.js';
+import { connect, execSql, observe, type Observation, type ObserveTarget } from './monitor.js';
 import { PgCtl, type NodeSpec } from './pgctl.js';
+import { lastArchivedSegment } from './wal.js';
 
 export type NodeRole = 'primary' | 'standby' | 'fenced' | 'down' | 'unknown' | 'rejoining';
 
 export interface FailoverRecord {
-  kind: 'failover' | 'switchover';
+  kind: 'failover' | 'switchover' | 'cold-failover';
   old_primary: string | undefined;
   new_primary: string | undefined;
   started_at: number;
@@ -51,6 +54,19 @@ export interface ClusterDeps {
   clock: Clock;
   store: StateStore;
   metrics: ClusterMetricsSink;
+  /** standby: cold — the restore_from plan's repositories (from the composition root). */
+  baseBackups?: BaseBackupStore | undefined;
+}
+
+/** The last base backup of a cold-standby cluster (status). */
+export interface BaseBackupStatus {
+  ok: boolean;
+  started_at: number;
+  finished_at: number;
+  /** ISO time of the newest base-backup snapshot known in the plan. */
+  snapshot_time: string | undefined;
+  targets: Array<{ target: string; ok: boolean; snapshot?: string | undefined; error?: string | undefined }>;
+  error: string | undefined;
 }
 
 interface NodeState {
@@ -87,6 +103,14 @@ export class PgCluster {
   #lastFailover: FailoverRecord | undefined;
   /** Writes are held back (failover or switchover in progress, or no safe primary). */
   #blocked = false;
+  /** standby: cold — the WAL archive directory, and the scratch node base backups are taken into. */
+  readonly #walDir: string | undefined;
+  readonly #scratch: PgCtl | undefined;
+  #baseBackupRun: Promise<BaseBackupStatus> | undefined;
+  #lastBaseBackup: BaseBackupStatus | undefined;
+  #newestBaseBackup: string | undefined;
+  #nextBaseBackupAt = 0;
+  #coldRetryAt = 0;
 
   constructor(deps: ClusterDeps) {
     this.name = deps.name;
@@ -97,6 +121,13 @@ export class PgCluster {
       const spec: NodeSpec = { name: n.name, host: n.host, port: n.port, dataDir: resolve(deps.baseDir, n.data_dir) };
       const ctl = new PgCtl(spec, { binDir: c.bin_dir, osUser: c.os_user, superuser: c.superuser, logFile: join(deps.stateDir, 'failover', deps.name, `${n.name}.log`) });
       this.#nodes.set(n.name, { spec, ctl, obs: undefined, fails: 0, pidAlive: false });
+    }
+    if (c.standby === 'cold') {
+      this.#walDir = resolve(deps.baseDir, c.wal_archive ?? join(deps.stateDir, 'failover', deps.name, 'wal'));
+      // beside the nodes, not in state_dir: pg_basebackup runs as the postgres user, and state_dir may be private
+      const first = c.nodes[0];
+      const dir = join(dirname(resolve(deps.baseDir, first ? first.data_dir : deps.stateDir)), `.${deps.name}-basebackup`);
+      this.#scratch = new PgCtl({ name: 'basebackup', host: '127.0.0.1', port: 1, dataDir: dir }, { binDir: c.bin_dir, osUser: c.os_user, superuser: c.superuser, logFile: join(deps.stateDir, 'failover', deps.name, 'basebackup.log') });
     }
     const row = deps.store.get<{ primary_node: string | null; sync_node: string | null; fenced: string }>('SELECT primary_node, sync_node, fenced FROM db_clusters WHERE database = ?', deps.name);
     if (row) {
@@ -213,7 +244,8 @@ export class PgCluster {
     const p = this.#node(primary as string);
     if (!p.ctl.initialized()) {
       this.#d.logger.info({ database: this.name, node: p.spec.name }, 'initdb');
-      await p.ctl.initdb(c.settings, c.standby === 'hot');
+      if (this.#walDir) prepareWalDir(this.#walDir, this.#osOwner());
+      await p.ctl.initdb(this.#walDir ? { ...archiveSettings(this.#walDir, c.archive_timeout), ...c.settings } : c.settings, c.standby === 'hot');
     }
     if (this.#fenced.has(p.spec.name) || (p.ctl.isStandbyConfigured() && !p.pidAlive)) {
       throw new BulwarkError('BULWARK_DB_NO_PRIMARY', `database ${this.name}: the recorded primary ${p.spec.name} is fenced or configured as a standby, and Bulwark will not start it as a primary`, {
@@ -221,6 +253,7 @@ export class PgCluster {
       });
     }
     if (!p.pidAlive) await p.ctl.start();
+    if (this.#walDir) await this.#ensureArchiving(p);
     this.#primary = p.spec.name;
     this.#primaryLastOk = this.#d.clock.now();
     this.#persist();
@@ -231,10 +264,108 @@ export class PgCluster {
       await this.#setSyncNames(p, first);
     }
     for (const n of nodes) {
-      if (n === p) continue;
+      if (n === p || c.standby === 'cold') continue; // cold: the other nodes are spares, nothing runs there
       await this.#ensureStandby(n, p, 'bootstrap');
     }
+    if (c.standby === 'cold') await this.#planBaseBackups();
     this.#bootstrapped = true;
+  }
+
+  // ---------------------------------------------------------------- cold standby: archiving and base backups
+
+  #osOwner(): { uid: number; gid: number } | undefined {
+    if (process.getuid?.() !== 0) return undefined;
+    const u = this.#d.config.os_user;
+    return { uid: Number(execFileSync('id', ['-u', u]).toString().trim()), gid: Number(execFileSync('id', ['-g', u]).toString().trim()) };
+  }
+
+  /** Makes sure the primary archives into the WAL archive (archive_mode needs a restart; the command and timeout a reload). */
+  async #ensureArchiving(p: NodeState): Promise<void> {
+    const walDir = this.#walDir as string;
+    prepareWalDir(walDir, this.#osOwner());
+    const want: Record<string, string> = archiveSettings(walDir, this.#d.config.archive_timeout);
+    const client = await connect(this.#target(p), 5000);
+    let have: Record<string, string>;
+    try {
+      const r = await client.query<{ name: string; setting: string; unit: string | null }>("SELECT name, setting, unit FROM pg_settings WHERE name IN ('archive_mode', 'archive_command', 'archive_timeout')");
+      have = Object.fromEntries(r.rows.map((x) => [x.name, x.name === 'archive_timeout' ? `${x.setting}${x.unit ?? ''}` : x.setting]));
+      const q = (v: string): string => `'${v.replace(/'/g, "''")}'`;
+      for (const k of ['archive_command', 'archive_timeout'] as const) if (have[k] !== want[k]) await client.query(`ALTER SYSTEM SET ${k} = ${q(want[k] ?? "")}`);
+      if (have['archive_mode'] !== 'on') await client.query("ALTER SYSTEM SET archive_mode = 'on'");
+      await client.query('SELECT pg_reload_conf()');
+    } finally {
+      await client.end().catch(() => undefined);
+    }
+    if (have['archive_mode'] !== 'on') {
+      this.#d.logger.warn({ database: this.name, node: p.spec.name }, 'turning on WAL archiving (archive_mode needs a restart of the primary)');
+      await p.ctl.stop('fast');
+      await p.ctl.start();
+    }
+  }
+
+  /** At bootstrap: when the plan holds no base backup yet, take one at once; else at newest + base_backup_interval. */
+  async #planBaseBackups(): Promise<void> {
+    const store = this.#d.baseBackups;
+    const now = this.#d.clock.now();
+    if (!store) {
+      this.#d.logger.error({ database: this.name }, 'standby: cold without a backup store: no base backups can be taken or restored');
+      return;
+    }
+    try {
+      const latest = await store.latest(baseBackupTags(this.name));
+      this.#newestBaseBackup = latest?.time;
+      this.#nextBaseBackupAt = latest ? Date.parse(latest.time) + this.#d.config.base_backup_interval : now;
+    } catch (err) {
+      this.#d.logger.warn({ database: this.name, err: describeError(err) }, 'cannot list base backups; taking one now');
+      this.#nextBaseBackupAt = now;
+    }
+  }
+
+  /** Takes a base backup of the current primary into the restore_from plan now (leader only). One at a time: a second request waits for the running one, then takes its own. */
+  async baseBackup(): Promise<BaseBackupStatus> {
+    if (this.#d.config.standby !== 'cold') throw new BulwarkError('BULWARK_DB_COLD_CONFIG', `database ${this.name} is not a cold-standby cluster (standby: ${this.#d.config.standby})`, { hint: 'base backups for cold standby need standby: cold and restore_from' });
+    if (!this.#d.lease.isHeld()) throw new BulwarkError('BULWARK_DB_NOT_LEADER', `this instance does not hold the leader lease for database ${this.name}`);
+    while (this.#baseBackupRun) await this.#baseBackupRun.catch(() => undefined);
+    const st = await this.#startBaseBackup('requested');
+    if (!st.ok) throw new BulwarkError('BULWARK_DB_BASE_BACKUP', `base backup of database ${this.name} failed: ${st.error ?? 'no target stored it'}`, { details: st.targets.filter((t) => !t.ok).map((t) => `${t.target}: ${t.error ?? 'failed'}`) });
+    return st;
+  }
+
+  #startBaseBackup(why: string): Promise<BaseBackupStatus> {
+    if (this.#baseBackupRun) return this.#baseBackupRun;
+    const run = this.#runBaseBackup(why).finally(() => {
+      this.#baseBackupRun = undefined;
+    });
+    this.#baseBackupRun = run;
+    return run;
+  }
+
+  async #runBaseBackup(why: string): Promise<BaseBackupStatus> {
+    const clock = this.#d.clock;
+    const startedAt = clock.now();
+    const p = this.#primary ? this.#nodes.get(this.#primary) : undefined;
+    const st: BaseBackupStatus = { ok: false, started_at: startedAt, finished_at: startedAt, snapshot_time: this.#newestBaseBackup, targets: [], error: undefined };
+    try {
+      if (!p) throw new BulwarkError('BULWARK_DB_NO_PRIMARY', `database ${this.name} has no primary to take a base backup of`);
+      if (!this.#d.baseBackups || !this.#scratch) throw new BulwarkError('BULWARK_DB_COLD_CONFIG', `database ${this.name}: no backup store for restore_from`);
+      this.#d.logger.info({ database: this.name, primary: p.spec.name, why }, 'base backup: pg_basebackup, then a snapshot into the plan');
+      const r = await takeBaseBackup(this.#scratch, p.spec, this.#d.config.superuser, this.#d.baseBackups, this.name);
+      st.targets = r.targets;
+      st.ok = true;
+      st.snapshot_time = new Date(r.startedAt).toISOString();
+      this.#newestBaseBackup = st.snapshot_time;
+      this.#audit('db.base_backup', this.name, `base backup of ${p.spec.name} stored in ${r.targets.filter((t) => t.ok).length}/${r.targets.length} target(s) of ${this.#d.config.restore_from ?? '?'} (${r.files} files, ${r.bytes} bytes, ${r.finishedAt - r.startedAt} ms)`, { targets: r.targets, files: r.files, bytes: r.bytes, ms: r.finishedAt - r.startedAt });
+    } catch (err) {
+      const details = err instanceof BulwarkError && err.details.length > 0 ? ` (${err.details.join("; ")})` : "";
+      st.error = `${describeError(err)}${details}`;
+      this.#d.logger.error({ database: this.name, err: st.error }, 'base backup failed');
+      this.#audit('db.base_backup.failed', this.name, `base backup failed: ${st.error}`);
+    }
+    st.finished_at = clock.now();
+    this.#lastBaseBackup = st;
+    // after a failure, try again in a minute (or at the interval if that is sooner)
+    this.#nextBaseBackupAt = clock.now() + (st.ok ? this.#d.config.base_backup_interval : Math.min(60_000, this.#d.config.base_backup_interval));
+    return st;
   }
 
   /** Makes a node a running standby of the primary: clone when empty, rewind when it was a primary, else just start. */
@@ -279,6 +410,9 @@ export class PgCluster {
       }
       if (leader && this.#bootstrapped && !this.#busy) await this.#decide();
       this.#publish();
+      if (leader && this.#bootstrapped && this.#scratch && !this.#busy && !this.#baseBackupRun && !this.#blocked && this.#d.clock.now() >= this.#nextBaseBackupAt) {
+        void this.#startBaseBackup('scheduled');
+      }
     } catch (err) {
       this.#d.logger.error({ database: this.name, err: describeError(err) }, 'failover loop error');
     } finally {
@@ -361,6 +495,11 @@ export class PgCluster {
     const primaryDown = !p.pidAlive || p.fails >= this.#d.config.fall || (p.obs?.ok === true && p.obs.inRecovery === true);
     if (primaryDown) {
       const reason = !p.pidAlive ? 'postmaster process gone' : p.obs?.ok ? 'primary is in recovery' : `${p.fails} failed observations (${p.obs?.error ?? 'no answer'})`;
+      if (this.#d.config.standby === 'cold') {
+        if (this.#d.clock.now() >= this.#coldRetryAt) await this.#serial('cold failover', () => this.#coldFailover(p, reason));
+        else this.#publishBlocked();
+        return;
+      }
       await this.#serial('failover', () => this.#failover(p, reason));
       return;
     }
@@ -378,7 +517,8 @@ export class PgCluster {
     if (p.obs?.ok) await this.#maintainSync(p);
     // rejoin fenced former primaries (rewind); restart standbys that stopped (as standbys: a
     // crashed standby recovers as a standby, it must not go through pg_rewind's crash recovery)
-    if (this.#d.config.auto_rejoin) {
+    // (cold standby: nothing streams; a fenced former primary stays fenced until it is the next build target)
+    if (this.#d.config.auto_rejoin && this.#d.config.standby !== 'cold') {
       const now = this.#d.clock.now();
       for (const n of this.#nodes.values()) {
         if (n === p || this.#rejoining.has(n.spec.name) || (this.#retryAt.get(n.spec.name) ?? 0) > now) continue;
@@ -552,6 +692,129 @@ export class PgCluster {
     const id = this.#record(rec);
     this.#d.metrics.failover(this.name, 'failover', true);
     // 5. measure when writes work again (in synchronous mode with block, that is once a synchronous standby streams)
+    void this.#measureWrites(target, lastOk, id, rec);
+  }
+
+  /**
+   * Cold standby: the primary is lost and nothing streams. If its data directory is intact, crash
+   * recovery in place loses nothing: restart it there. Otherwise fence it, restore the newest base
+   * backup of restore_from into a spare node (or, with one node, into its own data directory, the
+   * remains moved aside), replay the WAL archive (recovery.signal + restore_command), let the
+   * server promote itself at the end of the archive, and route writes to it. The write downtime
+   * measured from the last good observation to the first commit is the RTO.
+   */
+  async #coldFailover(old: NodeState, reason: string): Promise<void> {
+    const clock = this.#d.clock;
+    const startedAt = clock.now();
+    const lastOk = this.#primaryLastOk || startedAt;
+    this.#publishBlocked();
+    old.ctl.killAll();
+    // 1. intact data directory: restart in place (crash recovery replays its own WAL; nothing is lost)
+    if (!this.#fenced.has(old.spec.name) && dataDirIntact(old.spec.dataDir) && !old.ctl.isStandbyConfigured()) {
+      try {
+        await old.ctl.start();
+        old.fails = 0;
+        this.#blocked = false;
+        this.#blockedReason = undefined;
+        this.#d.logger.warn({ database: this.name, node: old.spec.name, reason }, 'cold standby: primary restarted in place (its data directory is intact)');
+        this.#audit('db.restart', `${this.name}/${old.spec.name}`, `restarted ${old.spec.name} in place after ${reason}: its data directory is intact, nothing lost`);
+        return;
+      } catch (err) {
+        this.#d.logger.error({ database: this.name, node: old.spec.name, err: describeError(err) }, 'cold standby: restarting the primary in place failed; building a new one from the backup');
+      }
+    }
+    // 2. fence the old primary: whatever is left of it must never accept writes again
+    old.ctl.fence();
+    this.#fenced.add(old.spec.name);
+    this.#persist();
+    const store = this.#d.baseBackups;
+    const walDir = this.#walDir as string;
+    const target = [...this.#nodes.values()].find((n) => n !== old && !n.pidAlive) ?? [...this.#nodes.values()].find((n) => n !== old) ?? old;
+    const lastWal = lastArchivedSegment(walDir);
+    const fail = (message: string): void => {
+      this.#blockedReason = `cold standby: ${message}`;
+      this.#coldRetryAt = clock.now() + 10_000;
+      this.#record({ kind: 'cold-failover', old_primary: old.spec.name, new_primary: target.spec.name, started_at: startedAt, finished_at: clock.now(), ok: false, detect_ms: startedAt - lastOk, promote_ms: undefined, write_downtime_ms: undefined, message: `${reason}; building ${target.spec.name} from the backup failed: ${message}` });
+    };
+    if (!store) return fail('no backup store for restore_from');
+    if (!this.#d.lease.isHeld()) {
+      this.#d.logger.error({ database: this.name }, 'lease lost before the cold build: not building');
+      return;
+    }
+    this.#d.logger.warn({ database: this.name, old: old.spec.name, new: target.spec.name, reason, last_archived_wal: lastWal }, 'cold failover: building a new primary from the latest base backup and the WAL archive');
+    this.#rejoining.add(target.spec.name);
+    let restored: Awaited<ReturnType<typeof restoreBaseBackup>>;
+    try {
+      target.ctl.killAll();
+      restored = await restoreBaseBackup(target.ctl, store, this.name, walDir, { owner: this.#osOwner(), now: clock.now() });
+    } catch (err) {
+      this.#rejoining.delete(target.spec.name);
+      return fail(`restoring the base backup failed: ${describeError(err)}`);
+    }
+    const restoredAt = clock.now();
+    // 3. archive recovery; the server ends recovery (new timeline) at the end of the archive
+    if (!this.#d.lease.isHeld()) {
+      this.#rejoining.delete(target.spec.name);
+      this.#d.logger.error({ database: this.name }, 'lease lost before starting the rebuilt primary: not starting it');
+      return;
+    }
+    let lsn: string | undefined;
+    let timeline: number | undefined;
+    try {
+      await target.ctl.start();
+      const deadline = clock.now() + 600_000;
+      for (;;) {
+        const o = await observe(this.#target(target), 2000, () => clock.now());
+        if (o.ok && o.inRecovery === false) {
+          lsn = o.lsn;
+          timeline = o.timeline;
+          break;
+        }
+        if (target.ctl.postmasterPid() === undefined) throw new BulwarkError('BULWARK_DB_COLD_RESTORE', `${target.spec.name} stopped during archive recovery (see its log)`);
+        if (clock.now() > deadline) throw new BulwarkError('BULWARK_DB_COLD_RESTORE', `${target.spec.name} did not finish archive recovery within 10 minutes`);
+        await clock.sleep(100);
+      }
+    } catch (err) {
+      target.ctl.fence();
+      this.#rejoining.delete(target.spec.name);
+      return fail(`archive recovery failed: ${describeError(err)}`);
+    }
+    const promotedAt = clock.now();
+    this.#rejoining.delete(target.spec.name);
+    this.#fenced.delete(target.spec.name);
+    this.#primary = target.spec.name;
+    this.#primaryLastLsn = lsn;
+    this.#lastReplicaFlush.clear();
+    this.#persist();
+    try {
+      await this.#ensureArchiving(target);
+    } catch (err) {
+      this.#d.logger.error({ database: this.name, err: describeError(err) }, 'cold failover: could not check WAL archiving on the new primary');
+    }
+    target.obs = { ok: true, inRecovery: false, at: clock.now() };
+    target.fails = 0;
+    this.#primaryLastOk = clock.now();
+    this.#blocked = false;
+    this.#blockedReason = undefined;
+    this.#coldRetryAt = 0;
+    this.#lastTopology = '';
+    this.#publish();
+    // a fresh base backup on the new timeline as soon as writes flow
+    this.#nextBaseBackupAt = clock.now();
+    const rec: FailoverRecord = {
+      kind: 'cold-failover',
+      old_primary: old.spec.name,
+      new_primary: target.spec.name,
+      started_at: startedAt,
+      finished_at: promotedAt,
+      ok: true,
+      detect_ms: startedAt - lastOk,
+      promote_ms: promotedAt - restoredAt,
+      write_downtime_ms: undefined,
+      message: `${reason}; built ${target.spec.name} from base backup ${restored.snapshot.slice(0, 8)} (${restored.time}, target ${restored.target}, restored in ${restored.restoreMs} ms) plus archived WAL up to ${lastWal ?? 'none'}; recovery ended at ${lsn ?? '?'} on timeline ${timeline ?? '?'}${restored.movedAside ? `; previous data moved to ${restored.movedAside}` : ''}`,
+    };
+    const id = this.#record(rec);
+    this.#d.metrics.failover(this.name, 'cold-failover', true);
     void this.#measureWrites(target, lastOk, id, rec);
   }
 
@@ -759,6 +1022,7 @@ export class PgCluster {
     busy: string;
     nodes: Array<Record<string, unknown>>;
     last_failover: FailoverRecord | undefined;
+    cold?: { restore_from: string | undefined; wal_archive: string; last_archived_wal: string | undefined; newest_base_backup: string | undefined; last_base_backup: BaseBackupStatus | undefined; base_backup_running: boolean };
   } {
     const p = this.#primary ? this.#nodes.get(this.#primary) : undefined;
     const topo = this.#lastTopology ? (JSON.parse(this.#lastTopology) as { primary?: unknown }) : {};
@@ -784,6 +1048,18 @@ export class PgCluster {
         error: n.obs?.ok === false ? n.obs.error : undefined,
       })),
       last_failover: this.#lastFailover,
+      ...(this.#walDir
+        ? {
+            cold: {
+              restore_from: this.#d.config.restore_from,
+              wal_archive: this.#walDir,
+              last_archived_wal: lastArchivedSegment(this.#walDir),
+              newest_base_backup: this.#newestBaseBackup,
+              last_base_backup: this.#lastBaseBackup,
+              base_backup_running: this.#baseBackupRun !== undefined,
+            },
+          }
+        : {}),
     };
   }
 

@@ -27,7 +27,7 @@ export interface DbStatusBody {
 }
 
 export async function startPlane(
-  opts: { database?: Record<string, unknown>; coordination?: Record<string, unknown>; nodes?: number; fixture?: PgFixture; name?: string } = {},
+  opts: { database?: Record<string, unknown>; coordination?: Record<string, unknown>; nodes?: number; fixture?: PgFixture; name?: string; extra?: Record<string, unknown> } = {},
 ): Promise<Plane & { kill(): Promise<void> }> {
   const owns = opts.fixture === undefined;
   const fx = opts.fixture ?? (await pgFixture(opts.nodes ?? 2));
@@ -41,6 +41,7 @@ export async function startPlane(
     log: { level: 'info' },
     coordination: opts.coordination ?? { kind: 'local' },
     databases: { main: fx.database({ listen: `127.0.0.1:${listenPort}`, read_listen: `127.0.0.1:${readPort}`, ...opts.database }) },
+    ...opts.extra,
   };
   writeFileSync(configFile, stringify(config));
   const child = startCli(['up', '-c', configFile]);

@@ -9,8 +9,10 @@ import { createCoordination, type Coordination } from '../coord/index.js';
 import { BulwarkError } from '../core/errors.js';
 import type { Route, Subsystem, SubsystemDeps } from '../core/subsystem.js';
 import { PgCluster, type ClusterMetricsSink, type NodeRole } from './cluster.js';
+import type { BaseBackupStoreFactory } from './cold.js';
 
 export { PgCluster } from './cluster.js';
+export type { BaseBackupStore, BaseBackupStoreFactory } from './cold.js';
 
 /** What failover needs from the coordination service (a factory result of coord/). */
 export type FailoverCoordination = Pick<Coordination, 'lease' | 'close' | 'kind' | 'identity'>;
@@ -18,6 +20,8 @@ export type FailoverCoordination = Pick<Coordination, 'lease' | 'close' | 'kind'
 export interface FailoverDeps extends SubsystemDeps {
   /** Defaults to the service the config's coordination section describes. */
   coordination?: FailoverCoordination;
+  /** standby: cold — the backup engine over a plan's targets (the composition root provides it; failover never imports backup/). */
+  baseBackups?: BaseBackupStoreFactory;
 }
 
 const ROLES: NodeRole[] = ['primary', 'standby', 'fenced', 'down', 'unknown', 'rejoining'];
@@ -72,7 +76,8 @@ export class FailoverSubsystem implements Subsystem {
     const sink = metricsSink(d);
     const stateDir = resolve(d.config.state_dir);
     for (const [name, config] of Object.entries(d.config.databases)) {
-      const cluster = new PgCluster({ name, config, stateDir, baseDir: d.baseDir, lease: this.#coord.lease(`db/${name}`), events: d.events, logger: d.logger.child({ database: name }), clock: d.clock, store: d.store, metrics: sink });
+      const baseBackups = config.standby === 'cold' && config.restore_from && d.baseBackups ? d.baseBackups(config.restore_from) : undefined;
+      const cluster = new PgCluster({ name, config, stateDir, baseDir: d.baseDir, lease: this.#coord.lease(`db/${name}`), events: d.events, logger: d.logger.child({ database: name }), clock: d.clock, store: d.store, metrics: sink, baseBackups });
       this.#clusters.set(name, cluster);
     }
     try {
@@ -132,6 +137,11 @@ export class FailoverSubsystem implements Subsystem {
           }
           return c.switchover(b.to);
         },
+      },
+      {
+        method: 'POST',
+        path: '/v1/db/:name/base-backup',
+        handle: ({ params }) => this.cluster(params['name'] ?? '').baseBackup(),
       },
     ];
   }

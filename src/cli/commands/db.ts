@@ -1,8 +1,11 @@
-// Owns the `bulwark db ...` commands: status of a PostgreSQL cluster and planned switchover, both
-// asked of the running daemon over its API (/v1/db/NAME, /v1/db/NAME/switchover).
+// Owns the `bulwark db ...` commands: status of a PostgreSQL cluster, planned switchover and (cold
+// standby) a base backup now, asked of the running daemon over its API (/v1/db/NAME, .../switchover,
+// .../base-backup); and the WAL archive helpers wal-push / wal-fetch (local, no daemon).
 import type { Command } from 'commander';
 import { printJson, printTable } from '../output.js';
 import { apiRequest as apiCall, type ApiOpts } from '../api-client.js';
+import { fetchWal, pushWal } from '../../failover/wal.js';
+import { BulwarkError } from '../../core/errors.js';
 
 interface DbStatus {
   database: string;
@@ -56,5 +59,41 @@ export function registerDbCommands(program: Command): void {
       };
       if (opts.json) return printJson(r);
       process.stdout.write(`switched over ${name}: ${r.old_primary} -> ${r.new_primary}, writes blocked for ${r.write_downtime_ms} ms\n`);
+    });
+  db.command('base-backup')
+    .description('cold standby: take a base backup of the primary now (pg_basebackup, then a snapshot into the restore_from plan)')
+    .argument('<name>', 'database name')
+    .option('-c, --config <file>', 'config file')
+    .option('--api <url>', 'daemon API base URL')
+    .option('--json', 'print JSON')
+    .action(async (name: string, opts: ApiOpts & { json?: boolean }) => {
+      const r = (await apiCall(opts, 'POST', `/v1/db/${encodeURIComponent(name)}/base-backup`, {}, 3_600_000)) as {
+        started_at: number;
+        finished_at: number;
+        targets: Array<{ target: string; ok: boolean; snapshot?: string; error?: string }>;
+      };
+      if (opts.json) return printJson(r);
+      process.stdout.write(`base backup of ${name} taken in ${r.finished_at - r.started_at} ms\n`);
+      printTable(r.targets.map((t) => ({ target: t.target, ok: t.ok ? 'yes' : 'no', snapshot: t.snapshot?.slice(0, 8) ?? '', error: t.error ?? '' })), ['target', 'ok', 'snapshot', 'error']);
+    });
+  db.command('wal-push')
+    .description('cold standby: archive one WAL file into DIR (what archive_command runs; atomic, never overwrites different content)')
+    .argument('<dir>', 'WAL archive directory')
+    .argument('<path>', 'the WAL file (%p)')
+    .argument('<file>', 'its name (%f)')
+    .action((dir: string, path: string, file: string) => {
+      try {
+        pushWal(dir, path, file);
+      } catch (err) {
+        throw new BulwarkError('BULWARK_DB_WAL_ARCHIVE', `cannot archive ${file}: ${(err as Error).message}`, { hint: 'check the WAL archive directory (space, permissions); PostgreSQL retries the segment' });
+      }
+    });
+  db.command('wal-fetch')
+    .description('cold standby: copy one archived WAL file out of DIR (what restore_command runs); exit 1 when it is not archived')
+    .argument('<dir>', 'WAL archive directory')
+    .argument('<file>', 'the WAL file name (%f)')
+    .argument('<path>', 'where to write it (%p)')
+    .action((dir: string, file: string, path: string) => {
+      if (!fetchWal(dir, file, path)) process.exitCode = 1;
     });
 }

@@ -195,8 +195,30 @@ function crossChecks(config: BulwarkConfig, baseDir: string): Array<{ path: Path
     claim(d.listen, ['databases', db, 'listen']);
     if (d.read_listen) claim(d.read_listen, ['databases', db, 'read_listen']);
     if (d.standby === 'cold') {
-      // failover/ cannot yet build a primary from a backup plan plus archived WAL (docs/failover.md).
-      out.push({ path: ['databases', db, 'standby'], message: 'cold standby is not supported yet: Bulwark cannot yet restore a primary from a backup plan and archived WAL; use standby: hot or warm (a running streaming standby)' });
+      // failover/ builds a new primary from the newest base backup of restore_from plus the WAL archive (docs/failover.md)
+      const at = (k: string): Array<string | number> => ['databases', db, k];
+      if (!d.restore_from) {
+        out.push({ path: at('standby'), message: 'standby: cold needs restore_from: the name of a plan under backups: whose targets hold the base backups (BULWARK_DB_COLD_CONFIG)' });
+      } else if (!config.backups[d.restore_from]) {
+        const known = Object.keys(config.backups);
+        out.push({ path: at('restore_from'), message: `no backup plan named '${d.restore_from}' under backups:${known.length ? ` (plans: ${known.join(', ')})` : ' (add one)'} (BULWARK_DB_COLD_CONFIG)` });
+      }
+      if (!d.wal_archive) {
+        out.push({ path: at('standby'), message: 'standby: cold needs wal_archive: a directory (on another disk than the nodes) that archive_command fills with WAL (BULWARK_DB_COLD_CONFIG)' });
+      } else {
+        const walAbs = resolve(baseDir, d.wal_archive);
+        d.nodes.forEach((n, i) => {
+          const dataAbs = resolve(baseDir, n.data_dir);
+          if (walAbs === dataAbs || walAbs.startsWith(`${dataAbs}/`) || dataAbs.startsWith(`${walAbs}/`)) {
+            out.push({ path: ['databases', db, 'nodes', i, 'data_dir'], message: `wal_archive (${walAbs}) must not be inside a node's data_dir or contain it: losing the data directory would lose the archive too (BULWARK_DB_COLD_CONFIG)` });
+          }
+        });
+      }
+      if (d.synchronous) {
+        out.push({ path: at('synchronous'), message: 'synchronous: true needs a running standby to acknowledge commits; a cold standby has none (use standby: hot or warm, or synchronous: false) (BULWARK_DB_COLD_CONFIG)' });
+      }
+    } else if (d.restore_from !== undefined || d.wal_archive !== undefined) {
+      out.push({ path: ['databases', db, d.restore_from !== undefined ? 'restore_from' : 'wal_archive'], message: `restore_from and wal_archive apply to standby: cold only (this database is ${d.standby})` });
     }
     const names = new Set<string>();
     d.nodes.forEach((n, i) => {

@@ -87,7 +87,14 @@ const databaseSchema = z.strictObject({
   synchronous: z.boolean().default(false),
   no_sync_standby: z.enum(['block', 'async']).default('block'),
   max_lag_on_failover: size().default(16 * 1024 * 1024),
+  /** standby: cold — the backup plan (under backups:) whose targets hold the base backups a new primary is built from. */
   restore_from: z.string().optional(),
+  /** standby: cold — directory archive_command writes WAL segments into (put it on another disk than the nodes). */
+  wal_archive: z.string().optional(),
+  /** standby: cold — how often a base backup is taken (one is also taken at start when the plan has none). */
+  base_backup_interval: duration().default(24 * 3600_000),
+  /** standby: cold — archive_timeout: a partly filled WAL segment is archived after this long (bounds the RPO). */
+  archive_timeout: duration().default(60_000),
   nodes: z.array(dbNodeSchema).min(1),
   /** How often every node is observed over SQL. */
   probe_interval: duration().default(500),
