@@ -70,15 +70,15 @@ export function registerBackupCommands(program: Command): Command {
     .action(async (paths: string[], o: RepoOpts & { tag?: string[]; exclude?: string[]; host?: string; full?: boolean; json?: boolean }) => {
       const repo = await openRepo(o);
       const tty = process.stderr.isTTY && !o.json;
-      const bar = tty ? new cliProgress.SingleBar({ format: '{bar} {percentage}% | {files}/{totalFiles} files | {done}/{total} | {rate}/s | ETA {eta_formatted}', hideCursor: true, stream: process.stderr }, cliProgress.Presets.shades_classic) : undefined;
+      const bar = tty ? new cliProgress.SingleBar({ format: '{bar} {percentage}% | {files}/{totalFiles} files | {doneBytes}/{allBytes} | {rate}/s | ETA {eta_formatted}', hideCursor: true, stream: process.stderr }, cliProgress.Presets.shades_classic) : undefined;
       const started = Date.now();
       let lastJson = 0;
-      bar?.start(1, 0, { files: 0, totalFiles: 0, done: '0 B', total: '?', rate: '0 B' });
+      bar?.start(1, 0, { files: 0, totalFiles: 0, doneBytes: '0 B', allBytes: '?', rate: '0 B' });
       const progress = (p: engine.ArchiveProgress): void => {
         const secs = Math.max(0.001, (Date.now() - started) / 1000);
         if (bar) {
           bar.setTotal(Math.max(1, p.totalBytes));
-          bar.update(Math.min(p.bytes, Math.max(1, p.totalBytes)), { files: p.files, totalFiles: p.totalFiles, done: formatBytes(p.bytes), total: formatBytes(p.totalBytes), rate: formatBytes(p.bytes / secs) });
+          bar.update(Math.min(p.bytes, Math.max(1, p.totalBytes)), { files: p.files, totalFiles: p.totalFiles, doneBytes: formatBytes(p.bytes), allBytes: formatBytes(p.totalBytes), rate: formatBytes(p.bytes / secs) });
         } else if (o.json && Date.now() - lastJson >= 1000) {
           lastJson = Date.now();
           const eta = p.scanDone && p.bytes > 0 ? Math.max(0, ((p.totalBytes - p.bytes) / p.bytes) * secs) : null;
