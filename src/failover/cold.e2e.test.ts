@@ -6,9 +6,10 @@
 // through the same listener, and every row from before the last archived segment is there.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { runCli, waitFor } from '../testing/helpers.js';
+import { startEtcd } from '../coord/etcd.testkit.js';
 import { startPlane, type DbStatusBody } from './e2e.testkit.js';
 import { PG_BIN, pgFixture, postmasterPid, withClient } from './pg.testkit.js';
 import { PgCtl } from './pgctl.js';
@@ -18,14 +19,14 @@ interface ColdStatus extends DbStatusBody {
   history: Array<DbStatusBody['history'][number] & { message: string; detect_ms: number | null; promote_ms: number | null }>;
 }
 
-test('cold standby: machine loss of the primary -> a new primary from the base backup plus archived WAL, writes through the same listener', async (t) => {
+async function coldPlane(coordination?: Record<string, unknown>) {
   const fx = await pgFixture(2);
   writeFileSync(join(fx.dir, 'backup-password'), 'cold-standby-test-password\n');
   mkdirSync(join(fx.dir, 'app'));
-  const wal = join(fx.dir, 'wal');
   const plane = await startPlane({
     fixture: fx,
-    database: { standby: 'cold', restore_from: 'pgbase', wal_archive: wal, base_backup_interval: '1h', archive_timeout: '60s' },
+    ...(coordination ? { coordination } : {}),
+    database: { standby: 'cold', restore_from: 'pgbase', wal_archive: join(fx.dir, 'wal'), base_backup_interval: '1h', archive_timeout: '60s' },
     extra: {
       backups: {
         pgbase: {
@@ -38,10 +39,24 @@ test('cold standby: machine loss of the primary -> a new primary from the base b
         },
       },
     },
+  }).catch((err: unknown) => {
+    fx.cleanup();
+    throw err;
   });
+  const status = async (): Promise<ColdStatus> => (await plane.status()) as ColdStatus;
+  /** SIGKILL of every process of the node and removal of its data directory. */
+  const loseMachine = (i: number): void => {
+    const n = fx.nodes[i]!;
+    new PgCtl({ name: n.name, host: n.host, port: n.port, dataDir: n.data_dir }, { binDir: PG_BIN, osUser: 'postgres', superuser: 'postgres', logFile: join(fx.dir, 'kill.log') }).killAll();
+    rmSync(n.data_dir, { recursive: true, force: true });
+  };
+  return { fx, plane, status, loseMachine };
+}
+
+test('cold standby: machine loss of the primary -> a new primary from the base backup plus archived WAL, writes through the same listener', async (t) => {
+  const { fx, plane, status, loseMachine } = await coldPlane();
   try {
     const { listen } = plane;
-    const status = async (): Promise<ColdStatus> => (await plane.status()) as ColdStatus;
     const s0 = await status();
     assert.equal(s0.primary, 'pg-1');
     assert.equal(postmasterPid(fx.nodes[1]!.data_dir), undefined, 'the cold spare runs nothing');
@@ -66,9 +81,8 @@ test('cold standby: machine loss of the primary -> a new primary from the base b
     await insert(2001, 2010);
 
     // machine loss: every process of pg-1 killed, its data directory gone
-    new PgCtl({ name: 'pg-1', host: fx.nodes[0]!.host, port: fx.nodes[0]!.port, dataDir: fx.nodes[0]!.data_dir }, { binDir: PG_BIN, osUser: 'postgres', superuser: 'postgres', logFile: join(fx.dir, 'kill.log') }).killAll();
     const killedAt = Date.now();
-    rmSync(fx.nodes[0]!.data_dir, { recursive: true, force: true });
+    loseMachine(0);
 
     // writes work again through the same listener, on the rebuilt primary
     await waitFor(
@@ -114,5 +128,38 @@ test('cold standby: machine loss of the primary -> a new primary from the base b
   } finally {
     await plane.stop();
     fx.cleanup();
+  }
+});
+
+test('cold standby with etcd unreachable: no rebuild without the lease; etcd back: the new primary is built', async () => {
+  const etcd = await startEtcd();
+  try {
+    const { fx, plane, status, loseMachine } = await coldPlane({ kind: 'etcd', endpoints: [etcd.endpoint], lease_ttl: '2s' });
+    try {
+      await waitFor(async () => (await status()).cold?.last_base_backup?.ok === true, { timeoutMs: 60_000, what: 'the initial base backup' });
+      await withClient(fx.nodes[0]!.port, (c) => c.query('CREATE TABLE x (id int); INSERT INTO x VALUES (1)'));
+      const seg = await withClient(fx.nodes[0]!.port, async (c) => (await c.query<{ f: string }>('SELECT pg_walfile_name(pg_switch_wal()) AS f')).rows[0]!.f);
+      await waitFor(async () => ((await status()).cold?.last_archived_wal ?? '') >= seg, { timeoutMs: 30_000, what: `segment ${seg} archived` });
+      await etcd.kill();
+      await waitFor(async () => (await status()).leader === false, { timeoutMs: 10_000, what: 'lease lost after etcd went away' });
+      loseMachine(0);
+      // many rounds (probe 300 ms x fall 2) with the primary gone: nothing may be built or started
+      await new Promise((r) => setTimeout(r, 4000));
+      const s = await status();
+      assert.equal(s.primary, 'pg-1', 'no role change without the lease');
+      assert.equal(s.writes, 'blocked');
+      assert.equal(s.history.length, 0);
+      assert.equal(existsSync(fx.nodes[1]!.data_dir), false, 'nothing restored into the spare without the lease');
+      assert.equal(postmasterPid(fx.nodes[1]!.data_dir), undefined);
+
+      await etcd.start();
+      await waitFor(async () => (await status()).primary === 'pg-2' && (await status()).writes === 'open', { timeoutMs: 60_000, what: `the cold rebuild once the lease is held again\n${plane.output().slice(-2000)}` });
+      assert.equal(await withClient(plane.listen.port, async (c) => (await c.query<{ n: number }>('SELECT count(*)::int AS n FROM x')).rows[0]!.n, plane.listen.host), 1);
+    } finally {
+      await plane.stop();
+      fx.cleanup();
+    }
+  } finally {
+    await etcd.stop();
   }
 });
