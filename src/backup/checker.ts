@@ -58,16 +58,19 @@ export async function checkRepository(repo: Repository, opts: CheckOptions = {})
   const onDisk = new Map<string, number>();
   for await (const f of repo.backend.list('data')) onDisk.set(f.name, f.size);
   rep.packs = onDisk.size;
+  // Blobs known to be unreadable, by the pack that should hold them (named with the files they hit).
+  const damagedIds = new Set<string>();
+  const damaged = new Map<string, DamagedPack>();
   for (const [id, p] of packEntries) {
     const size = onDisk.get(id);
-    if (size === undefined) rep.errors.push(`${filePath({ type: 'data', name: id })} is missing (the index lists ${p.entries.length} blobs in it)`);
-    else if (size !== p.size) rep.errors.push(`${filePath({ type: 'data', name: id })} has size ${size}, the index says ${p.size}`);
+    if (size === undefined) {
+      for (const e of p.entries) damagedIds.add(e.id.toString('hex'));
+      damaged.set(id, { pack: id, file: filePath({ type: 'data', name: id }), problems: [`missing (the index lists ${p.entries.length} blobs in it)`], damagedBlobs: p.entries.length, files: [] });
+    } else if (size !== p.size) rep.errors.push(`${filePath({ type: 'data', name: id })} has size ${size}, the index says ${p.size}`);
   }
   for (const id of onDisk.keys()) if (!packEntries.has(id)) rep.warnings.push(`${filePath({ type: 'data', name: id })} is not indexed (left by an interrupted backup; prune removes it)`);
 
   // Data: re-hash packs, decrypt every blob.
-  const damagedIds = new Set<string>();
-  const damaged = new Map<string, DamagedPack>();
   if (opts.readData) {
     let ids = [...packEntries.keys()].filter((id) => onDisk.has(id));
     if (opts.subset !== undefined && opts.subset < 1) {

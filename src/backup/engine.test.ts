@@ -125,6 +125,14 @@ test('damage: flipping any single byte of a pack is found by check --read-data, 
       if (hit.has(`f${i}`)) continue;
       assert.ok(readFileSync(join(out, 'd', `f${i}`)).equals(prng(100 + i, 300 * 1024)), `f${i} restored intact`);
     }
+    // A missing pack is named, with the files it hits, even without --read-data.
+    const { renameSync } = await import('node:fs');
+    renameSync(path, `${path}.away`);
+    const gone = await engine.check(repo);
+    const g = gone.damagedPacks.find((p) => p.pack === pack);
+    assert.ok(g && g.problems.some((p) => p.startsWith('missing')), 'missing pack named');
+    assert.ok(g.files.some((f) => f.path.endsWith('/d/f0')), `files hit by the missing pack: ${JSON.stringify(g.files)}`);
+    renameSync(`${path}.away`, path);
     // structure-only check does not read packs, so it passes; a damaged index file is named.
     writeFileSync(path, orig);
     const idx = readdirSync(join(dir, 'repo/index'))[0] as string;
