@@ -125,6 +125,7 @@ test('cold standby: machine loss of the primary -> a new primary from the base b
     assert.equal(st.code, 0, st.stderr);
     assert.match(st.stdout, /primary pg-2/);
     assert.match(st.stdout, /cold-failover/);
+    assert.match(st.stdout, /cold standby: restore_from pgbase, newest base backup 20\d\d-.*last archived WAL 00000002/);
   } finally {
     await plane.stop();
     fx.cleanup();

@@ -17,6 +17,7 @@ interface DbStatus {
   blocked_reason?: string;
   rows: Array<Record<string, unknown>>;
   columns: string[];
+  cold?: { restore_from?: string; wal_archive: string; last_archived_wal?: string; newest_base_backup?: string; base_backup_running: boolean; last_base_backup?: { ok: boolean; error?: string } };
   history: Array<{ kind: string; old_primary: string; new_primary: string; started_at: number; ok: number; write_downtime_ms: number | null; message: string }>;
 }
 
@@ -35,6 +36,14 @@ export function registerDbCommands(program: Command): void {
         `database ${s.database}: primary ${s.primary ?? '-'}, writes ${s.writes}${s.blocked_reason ? ` (${s.blocked_reason})` : ''}, ` +
           `${s.synchronous ? `synchronous (safe: ${s.sync_standbys.join(', ') || 'none'})` : 'asynchronous'}, ${s.leader ? 'this instance leads' : 'this instance does NOT hold the lease'}\n`,
       );
+      if (s.cold) {
+        const lb = s.cold.last_base_backup;
+        process.stdout.write(
+          `cold standby: restore_from ${s.cold.restore_from ?? '-'}, newest base backup ${s.cold.newest_base_backup ?? 'none'}` +
+            `${lb && !lb.ok ? ` (last attempt FAILED: ${lb.error ?? '?'})` : ''}${s.cold.base_backup_running ? ' (one running)' : ''}, ` +
+            `last archived WAL ${s.cold.last_archived_wal ?? 'none'} in ${s.cold.wal_archive}\n`,
+        );
+      }
       printTable(s.rows, s.columns);
       if (s.history.length > 0) {
         process.stdout.write('\nrecent failovers\n');
