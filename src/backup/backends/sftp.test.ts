@@ -8,7 +8,7 @@ import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { freePort, scratchDir } from '../../testing/helpers.js';
 import { backendSuite } from '../backend.suite.js';
-import { SftpBackend } from './sftp.js';
+import { SftpBackend, sftpFromUrl } from './sftp.js';
 import { startSshd, type Sshd } from './sshd.testkit.js';
 
 describe('sftp against a real sshd', () => {
@@ -87,4 +87,12 @@ test('sftp: nothing listening is BULWARK_BACKEND_UNREACHABLE naming the host', a
   const b = new SftpBackend({ host: '127.0.0.1', port, username: 'nobody', path: '/tmp/x', password: 'x' });
   await assert.rejects(b.create(), (e: Error & { code?: string }) => e.code === 'BULWARK_BACKEND_UNREACHABLE' && e.message.includes(`127.0.0.1:${port}`) && /ECONNREFUSED/.test(e.message));
   await b.close();
+});
+
+test('sftp: a password in the repository URL is refused (it would sit in argv and shell history)', () => {
+  assert.throws(() => sftpFromUrl(new URL('sftp://backup:hunter2@127.0.0.1:22/srv/repo'), {}, () => Buffer.alloc(0)), (e: Error & { code?: string }) => {
+    assert.equal(e.code, 'BULWARK_BACKEND_URL');
+    assert.doesNotMatch(e.message, /hunter2/);
+    return true;
+  });
 });

@@ -398,6 +398,11 @@ export function sftpFromUrl(url: URL, opts: { privateKey?: Buffer | undefined; h
   if (!username) throw new BulwarkError('BULWARK_BACKEND_URL', `sftp URL ${url.href} names no user`, { hint: 'use sftp://user@host:port/path' });
   const path = decodeURIComponent(url.pathname);
   if (!path || path === '/') throw new BulwarkError('BULWARK_BACKEND_URL', `sftp URL ${url.href} names no repository path`, { hint: 'use sftp://user@host:port/srv/backups/repo' });
+  if (url.password) {
+    throw new BulwarkError('BULWARK_BACKEND_URL', `sftp URL for ${username}@${url.host} carries a password`, {
+      hint: 'a password in a URL ends up in argv, shell history and process lists: use key=FILE (or key_file in a plan target) instead',
+    });
+  }
   const keyFile = url.searchParams.get('key');
   let privateKey = opts.privateKey;
   if (!privateKey && keyFile) {
@@ -413,7 +418,6 @@ export function sftpFromUrl(url: URL, opts: { privateKey?: Buffer | undefined; h
     username,
     path,
     privateKey,
-    ...(url.password ? { password: decodeURIComponent(url.password) } : {}),
     hostKeySha256: opts.hostKeySha256 ?? url.searchParams.get('host_key') ?? undefined,
   });
 }
