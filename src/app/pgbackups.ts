@@ -2,6 +2,7 @@
 // importing backup/: base-backup snapshots of a PostgreSQL data directory into every target of a
 // plan (each target its own repository, created when missing, like a plan run), and restoring the
 // newest one from the first target that can deliver it. Composition-root glue only.
+import { rmSync } from 'node:fs';
 import { basename, join } from 'node:path';
 import type { BulwarkConfig } from '../core/config/schema.js';
 import { BulwarkError, describeError, isBulwarkError } from '../core/errors.js';
@@ -24,7 +25,13 @@ export function planBaseBackups(config: BulwarkConfig, baseDir: string): BaseBac
           repo = await openRepository(backend, password);
         } catch (err) {
           if (!create || !(isBulwarkError(err) && err.code === 'BULWARK_REPO_NOT_FOUND')) throw err;
-          repo = await initRepository(backend, password);
+          try {
+            repo = await initRepository(backend, password);
+          } catch (e) {
+            // created meanwhile (a plan run, or another call): open it
+            if (!(isBulwarkError(e) && e.code === 'BULWARK_REPO_EXISTS')) throw e;
+            repo = await openRepository(backend, password);
+          }
         }
         return await fn(repo);
       } finally {
@@ -33,12 +40,19 @@ export function planBaseBackups(config: BulwarkConfig, baseDir: string): BaseBac
     };
     const newest = (snaps: SnapshotInfo[], tags: string[]): SnapshotInfo | undefined =>
       snaps.filter((s) => tags.every((tag) => s.tags.includes(tag))).sort((a, b) => Date.parse(a.time) - Date.parse(b.time)).at(-1);
+    // one operation at a time per plan: a base backup and a WAL upload must not race to create a repository
+    let queue: Promise<unknown> = Promise.resolve();
+    const serial = <T>(fn: () => Promise<T>): Promise<T> => {
+      const run = queue.then(fn, fn);
+      queue = run.catch(() => undefined);
+      return run;
+    };
     const store: BaseBackupStore = {
-      async save(dir, tags) {
+      save: (dir, tags, opts = {}) => serial(async () => {
         const out: Awaited<ReturnType<BaseBackupStore['save']>> = { targets: [], files: 0, bytes: 0 };
         for (const t of plan.targets) {
           try {
-            const r = await withRepo(t, true, (repo) => createSnapshot([repo], [dir], { tags }));
+            const r = await withRepo(t, true, (repo) => createSnapshot([repo], [dir], { tags, ...(opts.excludes ? { excludes: opts.excludes } : {}) }));
             out.files = r.summary.files;
             out.bytes = r.summary.bytesRead;
             if (r.errors.length > 0) throw new Error(`unreadable files in the base backup: ${r.errors.slice(0, 3).map((e) => `${e.path}: ${e.message}`).join('; ')}`);
@@ -48,7 +62,7 @@ export function planBaseBackups(config: BulwarkConfig, baseDir: string): BaseBac
           }
         }
         return out;
-      },
+      }),
       async latest(tags) {
         let best: { target: string; snap: SnapshotInfo } | undefined;
         for (const t of plan.targets) {
@@ -61,7 +75,7 @@ export function planBaseBackups(config: BulwarkConfig, baseDir: string): BaseBac
         }
         return best ? { target: best.target, snapshot: best.snap.id, time: best.snap.time } : undefined;
       },
-      async restoreLatest(tags, into) {
+      restoreLatest: (tags, into, opts = {}) => serial(async () => {
         const failures: string[] = [];
         for (const t of plan.targets) {
           try {
@@ -70,8 +84,9 @@ export function planBaseBackups(config: BulwarkConfig, baseDir: string): BaseBac
               if (!snap) throw new Error('no base backup snapshot');
               const started = Date.now();
               const r = await restore(repo, snap.id, { target: into });
-              if (r.errors.length > 0) throw new Error(`restore errors: ${r.errors.slice(0, 3).map((e) => `${e.path}: ${e.message}`).join('; ')}`);
-              return { target: t.name, snapshot: snap.id, time: snap.time, dir: join(into, basename(snap.paths[0] ?? 'x')), restoreMs: Date.now() - started };
+              if (r.errors.length > 0 && !opts.partial) throw new Error(`restore errors: ${r.errors.slice(0, 3).map((e) => `${e.path}: ${e.message}`).join('; ')}`);
+              for (const e of r.errors) rmSync(e.path, { force: true });
+              return { target: t.name, snapshot: snap.id, time: snap.time, dir: join(into, basename(snap.paths[0] ?? 'x')), restoreMs: Date.now() - started, failed: r.errors.map((e) => e.path) };
             });
           } catch (err) {
             failures.push(`${t.name}: ${describeError(err)}`);
@@ -81,7 +96,7 @@ export function planBaseBackups(config: BulwarkConfig, baseDir: string): BaseBac
           details: failures,
           hint: 'take a base backup (`bulwark db base-backup NAME`) and check the plan\'s targets',
         });
-      },
+      }),
     };
     return store;
   };

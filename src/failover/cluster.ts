@@ -13,11 +13,12 @@ import type { EventBus } from '../core/events.js';
 import type { Logger } from '../core/logger.js';
 import type { StateStore } from '../core/subsystem.js';
 import type { LeaderLease } from '../coord/lease.js';
-import { archiveSettings, dataDirIntact, prepareWalDir, restoreBaseBackup, takeBaseBackup, baseBackupTags, type BaseBackupStore } from './cold.js';
+import { archiveSettings, dataDirIntact, prepareWalDir, recoverWalArchive, restoreBaseBackup, takeBaseBackup, baseBackupTags, walTags, type BaseBackupStore } from './cold.js';
 import { chooseCandidate, lagBytes, parseLsn, planSync, syncNamesFor } from './decide.js';
 import { connect, execSql, observe, type Observation, type ObserveTarget } from './monitor.js';
 import { PgCtl, type NodeSpec } from './pgctl.js';
-import { lastArchivedSegment } from './wal.js';
+import { isWalName, lastArchivedSegment } from './wal.js';
+import { readdirSync } from 'node:fs';
 
 export type NodeRole = 'primary' | 'standby' | 'fenced' | 'down' | 'unknown' | 'rejoining';
 
@@ -111,6 +112,11 @@ export class PgCluster {
   #newestBaseBackup: string | undefined;
   #nextBaseBackupAt = 0;
   #coldRetryAt = 0;
+  #walUploadRun: Promise<void> | undefined;
+  #nextWalUploadAt = 0;
+  /** The newest WAL file name (segment or history) the last successful upload held. */
+  #walUploadedUpTo: string | undefined;
+  #lastWalUpload: { ok: boolean; at: number; up_to: string | undefined; targets: string; error: string | undefined } | undefined;
 
   constructor(deps: ClusterDeps) {
     this.name = deps.name;
@@ -303,6 +309,33 @@ export class PgCluster {
     }
   }
 
+  /** Snapshots the WAL archive into the plan's targets when it holds files the last upload did not (incremental: only new files are read). */
+  async #uploadWal(): Promise<void> {
+    const walDir = this.#walDir as string;
+    const store = this.#d.baseBackups as BaseBackupStore;
+    const clock = this.#d.clock;
+    this.#nextWalUploadAt = clock.now() + this.#d.config.wal_upload_interval;
+    let newest: string | undefined;
+    try {
+      // history files sort after segments of the same timeline by name, so the max over both names what is there
+      newest = readdirSync(walDir).filter(isWalName).sort((a, b) => (walOrder(a) < walOrder(b) ? -1 : walOrder(a) > walOrder(b) ? 1 : 0)).at(-1);
+    } catch {
+      return;
+    }
+    if (newest === undefined || newest === this.#walUploadedUpTo) return;
+    try {
+      const r = await store.save(walDir, walTags(this.name), { excludes: ['.*.tmp'] });
+      const ok = r.targets.filter((t) => t.ok);
+      const failed = r.targets.filter((t) => !t.ok);
+      if (ok.length > 0) this.#walUploadedUpTo = newest;
+      this.#lastWalUpload = { ok: failed.length === 0, at: clock.now(), up_to: ok.length > 0 ? newest : this.#lastWalUpload?.up_to, targets: `${ok.length}/${r.targets.length}`, error: failed.length ? failed.map((t) => `${t.target}: ${t.error ?? 'failed'}`).join('; ') : undefined };
+      if (failed.length) this.#d.logger.warn({ database: this.name, failed: this.#lastWalUpload.error }, 'WAL upload: some targets failed');
+    } catch (err) {
+      this.#lastWalUpload = { ok: false, at: clock.now(), up_to: this.#lastWalUpload?.up_to, targets: '0', error: describeError(err) };
+      this.#d.logger.error({ database: this.name, err: describeError(err) }, 'WAL upload failed');
+    }
+  }
+
   /** At bootstrap: when the plan holds no base backup yet, take one at once; else at newest + base_backup_interval. */
   async #planBaseBackups(): Promise<void> {
     const store = this.#d.baseBackups;
@@ -412,6 +445,11 @@ export class PgCluster {
       this.#publish();
       if (leader && this.#bootstrapped && this.#scratch && !this.#busy && !this.#baseBackupRun && !this.#blocked && this.#d.clock.now() >= this.#nextBaseBackupAt) {
         void this.#startBaseBackup('scheduled');
+      }
+      if (leader && this.#bootstrapped && this.#walDir && this.#d.baseBackups && !this.#busy && !this.#walUploadRun && this.#d.clock.now() >= this.#nextWalUploadAt) {
+        this.#walUploadRun = this.#uploadWal().finally(() => {
+          this.#walUploadRun = undefined;
+        });
       }
     } catch (err) {
       this.#d.logger.error({ database: this.name, err: describeError(err) }, 'failover loop error');
@@ -743,6 +781,20 @@ export class PgCluster {
     }
     this.#d.logger.warn({ database: this.name, old: old.spec.name, new: target.spec.name, reason, last_archived_wal: lastWal }, 'cold failover: building a new primary from the latest base backup and the WAL archive');
     this.#rejoining.add(target.spec.name);
+    // the WAL archive may have been lost (or be behind): complete it from the newest pg-wal snapshot in the plan
+    let walNote = '';
+    try {
+      const w = await recoverWalArchive(store, this.name, walDir, this.#osOwner());
+      walNote = w.copied > 0 ? `; ${w.copied} WAL file(s) recovered into the archive from snapshot ${w.snapshot.slice(0, 8)} (${w.time})` : '';
+      if (w.failed.length) {
+        walNote += `; ${w.failed.length} WAL file(s) of that snapshot could not be restored (${w.failed.join(', ')})`;
+        this.#d.logger.error({ database: this.name, failed: w.failed }, 'some WAL files of the plan could not be restored: recovery stops before the first missing one it needs');
+      }
+      if (w.conflicts.length) this.#d.logger.error({ database: this.name, conflicts: w.conflicts }, 'WAL files in the plan differ from the archive: kept the archive\'s');
+    } catch (err) {
+      this.#d.logger.warn({ database: this.name, err: describeError(err) }, 'no WAL snapshot to complete the archive from; using the archive as it is');
+    }
+    const lastWalAfter = lastArchivedSegment(walDir);
     let restored: Awaited<ReturnType<typeof restoreBaseBackup>>;
     try {
       target.ctl.killAll();
@@ -811,7 +863,7 @@ export class PgCluster {
       detect_ms: startedAt - lastOk,
       promote_ms: promotedAt - restoredAt,
       write_downtime_ms: undefined,
-      message: `${reason}; built ${target.spec.name} from base backup ${restored.snapshot.slice(0, 8)} (${restored.time}, target ${restored.target}, restored in ${restored.restoreMs} ms) plus archived WAL up to ${lastWal ?? 'none'}; recovery ended at ${lsn ?? '?'} on timeline ${timeline ?? '?'}${restored.movedAside ? `; previous data moved to ${restored.movedAside}` : ''}`,
+      message: `${reason}; built ${target.spec.name} from base backup ${restored.snapshot.slice(0, 8)} (${restored.time}, target ${restored.target}, restored in ${restored.restoreMs} ms) plus archived WAL up to ${lastWalAfter ?? 'none'}${walNote}; recovery ended at ${lsn ?? '?'} on timeline ${timeline ?? '?'}${restored.movedAside ? `; previous data moved to ${restored.movedAside}` : ''}`,
     };
     const id = this.#record(rec);
     this.#d.metrics.failover(this.name, 'cold-failover', true);
@@ -1022,7 +1074,15 @@ export class PgCluster {
     busy: string;
     nodes: Array<Record<string, unknown>>;
     last_failover: FailoverRecord | undefined;
-    cold?: { restore_from: string | undefined; wal_archive: string; last_archived_wal: string | undefined; newest_base_backup: string | undefined; last_base_backup: BaseBackupStatus | undefined; base_backup_running: boolean };
+    cold?: {
+      restore_from: string | undefined;
+      wal_archive: string;
+      last_archived_wal: string | undefined;
+      newest_base_backup: string | undefined;
+      last_base_backup: BaseBackupStatus | undefined;
+      base_backup_running: boolean;
+      last_wal_upload: { ok: boolean; at: number; up_to: string | undefined; targets: string; error: string | undefined } | undefined;
+    };
   } {
     const p = this.#primary ? this.#nodes.get(this.#primary) : undefined;
     const topo = this.#lastTopology ? (JSON.parse(this.#lastTopology) as { primary?: unknown }) : {};
@@ -1057,6 +1117,7 @@ export class PgCluster {
               newest_base_backup: this.#newestBaseBackup,
               last_base_backup: this.#lastBaseBackup,
               base_backup_running: this.#baseBackupRun !== undefined,
+              last_wal_upload: this.#lastWalUpload,
             },
           }
         : {}),
@@ -1071,4 +1132,9 @@ export class PgCluster {
   hasData(node: string): boolean {
     return existsSync(join(this.#node(node).spec.dataDir, 'PG_VERSION'));
   }
+}
+
+/** Sort key of a WAL file name: timeline history files order with the start of their timeline. */
+function walOrder(name: string): string {
+  return name.endsWith('.history') ? `${name.slice(0, 8)}0000000000000000` : name;
 }

@@ -1,9 +1,11 @@
 // Cold standby end to end (`bulwark up`, real PostgreSQL 15, the proxy's write listener, a
 // two-target backup plan): rows are written, a base backup is taken into both targets, more rows
 // are written and their WAL archived (pg_switch_wal), then the primary's machine is lost (every
-// process in its data directory SIGKILLed, the data directory removed). Bulwark builds a new
+// process in its data directory SIGKILLed, the data directory and the WAL archive removed). Bulwark builds a new
 // primary on the spare node from the base backup plus the archived WAL, writes work again
-// through the same listener, and every row from before the last archived segment is there.
+// through the same listener, and every row from before the last archived segment is there. The
+// WAL archive directory is lost too: its content comes back from the pg-wal snapshots Bulwark
+// uploads into the plan's targets every wal_upload_interval.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { existsSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
@@ -15,7 +17,7 @@ import { PG_BIN, pgFixture, postmasterPid, withClient } from './pg.testkit.js';
 import { PgCtl } from './pgctl.js';
 
 interface ColdStatus extends DbStatusBody {
-  cold?: { last_archived_wal?: string; newest_base_backup?: string; last_base_backup?: { ok: boolean } };
+  cold?: { last_archived_wal?: string; newest_base_backup?: string; last_base_backup?: { ok: boolean }; last_wal_upload?: { up_to?: string } };
   history: Array<DbStatusBody['history'][number] & { message: string; detect_ms: number | null; promote_ms: number | null }>;
 }
 
@@ -26,7 +28,7 @@ async function coldPlane(coordination?: Record<string, unknown>) {
   const plane = await startPlane({
     fixture: fx,
     ...(coordination ? { coordination } : {}),
-    database: { standby: 'cold', restore_from: 'pgbase', wal_archive: join(fx.dir, 'wal'), base_backup_interval: '1h', archive_timeout: '60s' },
+    database: { standby: 'cold', restore_from: 'pgbase', wal_archive: join(fx.dir, 'wal'), base_backup_interval: '1h', archive_timeout: '60s', wal_upload_interval: '1s' },
     extra: {
       backups: {
         pgbase: {
@@ -77,10 +79,13 @@ test('cold standby: machine loss of the primary -> a new primary from the base b
     await insert(1001, 2000);
     const seg = await withClient(fx.nodes[0]!.port, async (c) => (await c.query<{ f: string }>('SELECT pg_walfile_name(pg_switch_wal()) AS f')).rows[0]!.f);
     await waitFor(async () => ((await status()).cold?.last_archived_wal ?? '') >= seg, { timeoutMs: 30_000, what: `segment ${seg} archived` });
+    // ... and uploaded into the plan's targets (wal_upload_interval), since the WAL archive's disk is lost too below
+    await waitFor(async () => ((await status()).cold?.last_wal_upload?.up_to ?? '') >= seg, { timeoutMs: 30_000, what: `segment ${seg} uploaded to the plan` });
     // and a few rows whose WAL is not archived yet: cold standby may lose these (that is its RPO)
     await insert(2001, 2010);
 
     // machine loss: every process of pg-1 killed, its data directory gone
+    rmSync(join(fx.dir, 'wal'), { recursive: true, force: true }); // the WAL archive's disk is lost too: WAL comes back from the plan
     const killedAt = Date.now();
     loseMachine(0);
 
@@ -109,7 +114,7 @@ test('cold standby: machine loss of the primary -> a new primary from the base b
     const rec = (await waitFor(async () => (await status()).history.find((h) => h.kind === 'cold-failover' && h.ok && h.write_downtime_ms !== null), { timeoutMs: 30_000, what: 'the cold failover recorded with its RTO' }))!;
     assert.equal(rec.old_primary, 'pg-1');
     assert.equal(rec.new_primary, 'pg-2');
-    assert.match(rec.message, /built pg-2 from base backup [0-9a-f]{8} .*target disk-a.* plus archived WAL up to [0-9A-F]{24}; recovery ended at [0-9A-F]+\/[0-9A-F]+ on timeline 2/);
+    assert.match(rec.message, /built pg-2 from base backup [0-9a-f]{8} .*target disk-a.* plus archived WAL up to [0-9A-F]{24}; \d+ WAL file\(s\) recovered into the archive from snapshot [0-9a-f]{8} .*; recovery ended at [0-9A-F]+\/[0-9A-F]+ on timeline 2/);
     t.diagnostic(`cold standby RTO: client-observed ${clientRto} ms (kill to first write through the listener); Bulwark-measured ${rec.write_downtime_ms} ms (detect ${rec.detect_ms} ms, archive recovery ${rec.promote_ms} ms)`);
     t.diagnostic(`rows written after the last archived segment and lost: ${lostUnarchived} of 10 (RPO: unarchived WAL)`);
     t.diagnostic(rec.message);

@@ -4,11 +4,11 @@
 // into the restore_from plan's targets), and building a new primary in a node's data directory
 // from the newest base backup plus the archived WAL (recovery.signal + restore_command; the
 // server promotes itself at the end of the archive). Role decisions stay in cluster.ts.
-import { chmodSync, chownSync, existsSync, mkdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
-import { dirname, join } from 'node:path';
+import { chmodSync, chownSync, existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { basename, dirname, join } from 'node:path';
 import { BulwarkError } from '../core/errors.js';
 import { conninfo, type NodeSpec, type PgCtl } from './pgctl.js';
-import { archiveCommand, restoreCommand } from './wal.js';
+import { archiveCommand, isWalName, pushWal, restoreCommand } from './wal.js';
 
 export interface BaseBackupRef {
   /** The plan target the snapshot was read from (or the newest one's target). */
@@ -27,21 +27,56 @@ export interface BaseBackupSaveResult {
 /** What cold standby needs from the backup engine, for one plan. */
 export interface BaseBackupStore {
   /** Snapshots DIR (one path) into every target of the plan with these tags; a failing target is reported, not thrown. */
-  save(dir: string, tags: string[]): Promise<BaseBackupSaveResult>;
+  save(dir: string, tags: string[], opts?: { excludes?: string[] }): Promise<BaseBackupSaveResult>;
   /** The newest snapshot carrying every tag, over all targets; undefined when there is none. */
   latest(tags: string[]): Promise<BaseBackupRef | undefined>;
   /**
    * Restores the newest snapshot carrying every tag from the first target (in plan order) that
    * has one and restores without errors, into the empty directory INTO. Returns where the copy
-   * of the snapshotted directory is (INTO/<basename of the snapshotted path>).
+   * of the snapshotted directory is (INTO/<basename of the snapshotted path>). With partial, a
+   * restore with some failed files is accepted and those files are listed in `failed` (removed).
    */
-  restoreLatest(tags: string[], into: string): Promise<BaseBackupRef & { dir: string; restoreMs: number }>;
+  restoreLatest(tags: string[], into: string, opts?: { partial?: boolean }): Promise<BaseBackupRef & { dir: string; restoreMs: number; failed: string[] }>;
 }
 
 /** Builds the store for a plan name (the composition root's adapter over backup/). */
 export type BaseBackupStoreFactory = (plan: string) => BaseBackupStore;
 
 export const baseBackupTags = (database: string): string[] => ['pg-base', `db:${database}`];
+export const walTags = (database: string): string[] => ['pg-wal', `db:${database}`];
+
+/**
+ * Copies into the WAL archive every archived file of the newest pg-wal snapshot in the plan that
+ * the archive lacks (the archive directory was lost with its disk, or is behind). Files already
+ * there are kept: identical ones are skipped, and a different one is reported, never replaced.
+ */
+export async function recoverWalArchive(store: BaseBackupStore, database: string, walDir: string, owner: { uid: number; gid: number } | undefined): Promise<{ copied: number; conflicts: string[]; failed: string[]; snapshot: string; time: string }> {
+  prepareWalDir(walDir, owner);
+  const staging = `${walDir}.from-backup`;
+  rmSync(staging, { recursive: true, force: true });
+  mkdirSync(staging, { mode: 0o700 });
+  try {
+    // partial: a WAL file the restore could not write is skipped (recovery stops before it if it is needed)
+    const ref = await store.restoreLatest(walTags(database), staging, { partial: true });
+    const failed = new Set(ref.failed.map((f) => basename(f)));
+    let copied = 0;
+    const conflicts: string[] = [];
+    for (const name of readdirSync(ref.dir)) {
+      if (!isWalName(name) || failed.has(name)) continue;
+      try {
+        if (pushWal(walDir, join(ref.dir, name), name) === 'stored') {
+          copied++;
+          if (owner) chownSync(join(walDir, name), owner.uid, owner.gid); // restore_command runs as the postgres user
+        }
+      } catch (err) {
+        conflicts.push(`${name}: ${(err as Error).message}`);
+      }
+    }
+    return { copied, conflicts, failed: [...failed], snapshot: ref.snapshot, time: ref.time };
+  } finally {
+    rmSync(staging, { recursive: true, force: true });
+  }
+}
 
 /** The postgresql.conf settings of a cold-standby primary: WAL archiving into the archive directory. */
 export function archiveSettings(walDir: string, archiveTimeoutMs: number): Record<string, string> {

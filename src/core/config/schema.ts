@@ -93,6 +93,8 @@ const databaseSchema = z.strictObject({
   wal_archive: z.string().optional(),
   /** standby: cold — how often a base backup is taken (one is also taken at start when the plan has none). */
   base_backup_interval: duration().default(24 * 3600_000),
+  /** standby: cold — how often newly archived WAL is also snapshotted into the restore_from plan's targets (bounds the RPO when the WAL archive's disk is lost too). */
+  wal_upload_interval: duration().default(60_000),
   /** standby: cold — archive_timeout: a partly filled WAL segment is archived after this long (bounds the RPO). */
   archive_timeout: duration().default(60_000),
   nodes: z.array(dbNodeSchema).min(1),
