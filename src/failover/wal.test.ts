@@ -8,6 +8,7 @@ import { spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { runCli } from '../testing/helpers.js';
 import { archiveCommand, fetchWal, isWalName, lastArchivedSegment, pushWal, restoreCommand, walCommandScript } from './wal.js';
 
 const SEG = '000000010000000000000003';
@@ -60,4 +61,24 @@ test('WAL names and the archive/restore commands PostgreSQL is given', () => {
   for (const n of ['', '../x', `${SEG}/..`, 'RECOVERYXLOG', '00000002.HISTORY']) assert.ok(!isWalName(n), n);
   assert.equal(archiveCommand("/w a'l", '/usr/bin/node', '/x/walcmd.js'), `'/usr/bin/node' '/x/walcmd.js' push '/w a'"'"'l' %p %f`);
   assert.equal(restoreCommand('/wal', '/usr/bin/node', '/x/walcmd.js'), `'/usr/bin/node' '/x/walcmd.js' fetch '/wal' %f %p`);
+});
+
+test('bulwark db wal-push / wal-fetch: the same archive by hand, with registry error codes', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'bulwark-wal-cli-'));
+  try {
+    const arch = join(dir, 'archive');
+    mkdirSync(arch);
+    writeFileSync(join(dir, 'a'), 'first');
+    writeFileSync(join(dir, 'b'), 'second');
+    assert.equal((await runCli(['db', 'wal-push', arch, join(dir, 'a'), SEG])).code, 0);
+    assert.equal((await runCli(['db', 'wal-push', arch, join(dir, 'a'), SEG])).code, 0, 'identical re-archive');
+    const bad = await runCli(['db', 'wal-push', arch, join(dir, 'b'), SEG]);
+    assert.equal(bad.code, 1);
+    assert.match(bad.stderr, /BULWARK_DB_WAL_ARCHIVE.*already exists with different content/);
+    assert.equal((await runCli(['db', 'wal-fetch', arch, SEG, join(dir, 'out')])).code, 0);
+    assert.equal(readFileSync(join(dir, 'out'), 'utf8'), 'first');
+    assert.equal((await runCli(['db', 'wal-fetch', arch, '000000010000000000000009', join(dir, 'out2')])).code, 1);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
 });

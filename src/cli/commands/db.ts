@@ -103,6 +103,9 @@ export function registerDbCommands(program: Command): void {
     .argument('<file>', 'the WAL file name (%f)')
     .argument('<path>', 'where to write it (%p)')
     .action((dir: string, file: string, path: string) => {
-      if (!fetchWal(dir, file, path)) process.exitCode = 1;
+      if (!fetchWal(dir, file, path)) {
+        // exit 1: for restore_command, the end of the archive
+        throw new BulwarkError('BULWARK_DB_WAL_ARCHIVE', `${file} is not in the WAL archive ${dir}`, { hint: 'during recovery this is the normal end of the archive' });
+      }
     });
 }
