@@ -3,12 +3,13 @@
 // other). Real PostgreSQL 15 and a real local repository:
 // - the postmaster is SIGKILLed but its data directory is intact: it is restarted in place and
 //   nothing is lost, not even commits whose WAL was never archived;
+// - a failing archive_command (archive directory unwritable) is reported, and clears;
 // - the data directory is then corrupted (pg_control removed) and everything killed: the node is
 //   rebuilt in its own data directory from the base backup plus the archived WAL, the remains
 //   are moved aside (not deleted), and every row before the last archived segment is there.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { existsSync, mkdirSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, mkdirSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { systemClock } from '../core/clock.js';
 import { configSchema } from '../core/config/schema.js';
@@ -29,7 +30,7 @@ test('cold standby, one node: a crash restarts in place losing nothing; a corrup
   mkdirSync(join(fx.dir, 'app'));
   const config = configSchema.parse({
     state_dir: join(fx.dir, 'var'),
-    databases: { main: fx.database({ listen: '127.0.0.1:0', standby: 'cold', restore_from: 'pgbase', wal_archive: join(fx.dir, 'wal'), base_backup_interval: '1h' }) },
+    databases: { main: fx.database({ listen: '127.0.0.1:0', standby: 'cold', restore_from: 'pgbase', wal_archive: join(fx.dir, 'wal'), base_backup_interval: '1h', wal_upload_interval: '1s' }) },
     backups: { pgbase: { paths: [join(fx.dir, 'app')], password_file: join(fx.dir, 'pw'), targets: [{ name: 'local', repo: join(fx.dir, 'repo'), media: 'hdd' }] } },
   });
   const store = SqliteStore.open(':memory:');
@@ -57,6 +58,14 @@ test('cold standby, one node: a crash restarts in place losing nothing; a corrup
     await waitFor(() => topo.at(-1)?.primary?.node === 'pg-1', { timeoutMs: 30_000, what: 'pg-1 primary again' });
     assert.equal(await count(), 100);
     assert.equal(audits.filter((a) => a.kind === 'db.cold-failover').length, 0, 'no rebuild when the data directory is intact');
+
+    // a failing archive_command is noticed (pg_stat_archiver) and reported, and clears once archiving works again
+    chmodSync(join(fx.dir, 'wal'), 0o000);
+    await withClient(node.port, (c) => c.query('SELECT pg_switch_wal()'));
+    await waitFor(() => cluster.status().cold?.archiver?.failing === true, { timeoutMs: 30_000, what: 'archive failure reported' });
+    assert.ok(audits.some((a) => a.kind === 'db.wal_archive.failing'));
+    chmodSync(join(fx.dir, 'wal'), 0o700);
+    await waitFor(() => cluster.status().cold?.archiver?.failing === false, { timeoutMs: 60_000, what: 'archiving works again' });
 
     // 2. rows archived, then the data directory corrupted and everything killed: rebuilt from backup + WAL
     await withClient(node.port, (c) => c.query('INSERT INTO t SELECT generate_series(101, 200)'));

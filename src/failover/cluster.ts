@@ -117,6 +117,8 @@ export class PgCluster {
   /** The newest WAL file name (segment or history) the last successful upload held. */
   #walUploadedUpTo: string | undefined;
   #lastWalUpload: { ok: boolean; at: number; up_to: string | undefined; targets: string; error: string | undefined } | undefined;
+  /** pg_stat_archiver of the primary, read every wal_upload_interval. */
+  #archiver: { failed_count: number; last_failed_wal: string | undefined; last_failed_at: string | undefined; last_archived_wal: string | undefined; failing: boolean } | undefined;
 
   constructor(deps: ClusterDeps) {
     this.name = deps.name;
@@ -315,6 +317,7 @@ export class PgCluster {
     const store = this.#d.baseBackups as BaseBackupStore;
     const clock = this.#d.clock;
     this.#nextWalUploadAt = clock.now() + this.#d.config.wal_upload_interval;
+    await this.#checkArchiver();
     let newest: string | undefined;
     try {
       // history files sort after segments of the same timeline by name, so the max over both names what is there
@@ -333,6 +336,32 @@ export class PgCluster {
     } catch (err) {
       this.#lastWalUpload = { ok: false, at: clock.now(), up_to: this.#lastWalUpload?.up_to, targets: '0', error: describeError(err) };
       this.#d.logger.error({ database: this.name, err: describeError(err) }, 'WAL upload failed');
+    }
+  }
+
+  /** Reads pg_stat_archiver on the primary; a failing archive_command (a failure after the last success) is logged and audited once. */
+  async #checkArchiver(): Promise<void> {
+    const p = this.#primary ? this.#nodes.get(this.#primary) : undefined;
+    if (!p?.obs?.ok || p.obs.inRecovery !== false) return;
+    try {
+      const c = await connect(this.#target(p), 2000);
+      try {
+        const r = await c.query<{ failed_count: string; last_failed_wal: string | null; last_failed_time: Date | null; last_archived_wal: string | null; last_archived_time: Date | null }>(
+          'SELECT failed_count, last_failed_wal, last_failed_time, last_archived_wal, last_archived_time FROM pg_stat_archiver',
+        );
+        const row = r.rows[0];
+        if (!row) return;
+        const failing = row.last_failed_time !== null && (row.last_archived_time === null || row.last_failed_time > row.last_archived_time);
+        if (failing && !this.#archiver?.failing) {
+          this.#d.logger.error({ database: this.name, last_failed_wal: row.last_failed_wal }, 'archive_command is failing: WAL is not reaching the archive (see the primary\'s log)');
+          this.#audit('db.wal_archive.failing', this.name, `archive_command fails on ${p.spec.name} (last failed: ${row.last_failed_wal ?? '?'}); cold standby would lose WAL since ${row.last_archived_wal ?? 'the start'}`);
+        }
+        this.#archiver = { failed_count: Number(row.failed_count), last_failed_wal: row.last_failed_wal ?? undefined, last_failed_at: row.last_failed_time?.toISOString(), last_archived_wal: row.last_archived_wal ?? undefined, failing };
+      } finally {
+        await c.end().catch(() => undefined);
+      }
+    } catch {
+      // the observation loop reports an unreachable primary
     }
   }
 
@@ -1082,6 +1111,7 @@ export class PgCluster {
       last_base_backup: BaseBackupStatus | undefined;
       base_backup_running: boolean;
       last_wal_upload: { ok: boolean; at: number; up_to: string | undefined; targets: string; error: string | undefined } | undefined;
+      archiver: { failed_count: number; last_failed_wal: string | undefined; last_failed_at: string | undefined; last_archived_wal: string | undefined; failing: boolean } | undefined;
     };
   } {
     const p = this.#primary ? this.#nodes.get(this.#primary) : undefined;
@@ -1118,6 +1148,7 @@ export class PgCluster {
               last_base_backup: this.#lastBaseBackup,
               base_backup_running: this.#baseBackupRun !== undefined,
               last_wal_upload: this.#lastWalUpload,
+              archiver: this.#archiver,
             },
           }
         : {}),
