@@ -16,23 +16,33 @@ export function planBaseBackups(config: BulwarkConfig, baseDir: string): BaseBac
     if (!plan) {
       throw new BulwarkError('BULWARK_DB_COLD_CONFIG', `no backup plan named '${planName}' (databases.*.restore_from)`, { hint: 'name a plan under backups:' });
     }
+    // opening (or creating) a repository one call at a time: a base backup and a WAL upload must
+    // not race to create one. The operations themselves run concurrently (shared repository
+    // locks), so a restore during a cold failover never waits for an upload in progress.
+    let queue: Promise<unknown> = Promise.resolve();
+    const serial = <T>(fn: () => Promise<T>): Promise<T> => {
+      const run = queue.then(fn, fn);
+      queue = run.catch(() => undefined);
+      return run;
+    };
     const withRepo = async <T>(t: (typeof plan.targets)[number], create: boolean, fn: (repo: Repository) => Promise<T>): Promise<T> => {
       const backend = await openTarget(planName, t, { baseDir });
       try {
         const password = targetPassword(planName, plan, t, baseDir);
-        let repo: Repository;
-        try {
-          repo = await openRepository(backend, password);
-        } catch (err) {
-          if (!create || !(isBulwarkError(err) && err.code === 'BULWARK_REPO_NOT_FOUND')) throw err;
+        const repo = await serial(async (): Promise<Repository> => {
           try {
-            repo = await initRepository(backend, password);
-          } catch (e) {
-            // created meanwhile (a plan run, or another call): open it
-            if (!(isBulwarkError(e) && e.code === 'BULWARK_REPO_EXISTS')) throw e;
-            repo = await openRepository(backend, password);
+            return await openRepository(backend, password);
+          } catch (err) {
+            if (!create || !(isBulwarkError(err) && err.code === 'BULWARK_REPO_NOT_FOUND')) throw err;
+            try {
+              return await initRepository(backend, password);
+            } catch (e) {
+              // created meanwhile (by a plan run): open it
+              if (!(isBulwarkError(e) && e.code === 'BULWARK_REPO_EXISTS')) throw e;
+              return await openRepository(backend, password);
+            }
           }
-        }
+        });
         return await fn(repo);
       } finally {
         await backend.close().catch(() => undefined);
@@ -40,15 +50,8 @@ export function planBaseBackups(config: BulwarkConfig, baseDir: string): BaseBac
     };
     const newest = (snaps: SnapshotInfo[], tags: string[]): SnapshotInfo | undefined =>
       snaps.filter((s) => tags.every((tag) => s.tags.includes(tag))).sort((a, b) => Date.parse(a.time) - Date.parse(b.time)).at(-1);
-    // one operation at a time per plan: a base backup and a WAL upload must not race to create a repository
-    let queue: Promise<unknown> = Promise.resolve();
-    const serial = <T>(fn: () => Promise<T>): Promise<T> => {
-      const run = queue.then(fn, fn);
-      queue = run.catch(() => undefined);
-      return run;
-    };
     const store: BaseBackupStore = {
-      save: (dir, tags, opts = {}) => serial(async () => {
+      async save(dir, tags, opts = {}) {
         const out: Awaited<ReturnType<BaseBackupStore['save']>> = { targets: [], files: 0, bytes: 0 };
         for (const t of plan.targets) {
           try {
@@ -62,7 +65,7 @@ export function planBaseBackups(config: BulwarkConfig, baseDir: string): BaseBac
           }
         }
         return out;
-      }),
+      },
       async latest(tags) {
         let best: { target: string; snap: SnapshotInfo } | undefined;
         for (const t of plan.targets) {
@@ -75,7 +78,7 @@ export function planBaseBackups(config: BulwarkConfig, baseDir: string): BaseBac
         }
         return best ? { target: best.target, snapshot: best.snap.id, time: best.snap.time } : undefined;
       },
-      restoreLatest: (tags, into, opts = {}) => serial(async () => {
+      async restoreLatest(tags, into, opts = {}) {
         const failures: string[] = [];
         for (const t of plan.targets) {
           try {
@@ -96,7 +99,7 @@ export function planBaseBackups(config: BulwarkConfig, baseDir: string): BaseBac
           details: failures,
           hint: 'take a base backup (`bulwark db base-backup NAME`) and check the plan\'s targets',
         });
-      }),
+      },
     };
     return store;
   };
