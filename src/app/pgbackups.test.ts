@@ -77,6 +77,7 @@ test('cold standby, one node: a crash restarts in place losing nothing; a corrup
     const rec = await waitFor(() => audits.find((a) => a.kind === 'db.cold-failover'), { timeoutMs: 60_000, what: 'the cold rebuild' });
     t.diagnostic(rec.message);
     assert.equal((rec.data as { ok?: boolean } | undefined)?.ok, true, rec.message);
+    assert.doesNotMatch(rec.message, /WAL file\(s\)/, 'an intact WAL archive is used as it is (no restore of the pg-wal snapshot)');
     await waitFor(() => topo.at(-1)?.primary?.node === 'pg-1', { timeoutMs: 30_000, what: 'pg-1 primary after the rebuild' });
     assert.equal(await count(), 200, 'every row before the last archived segment');
     assert.equal(await withClient(node.port, async (c) => (await c.query('SELECT pg_is_in_recovery() AS r')).rows[0].r), false);

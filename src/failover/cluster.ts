@@ -318,13 +318,7 @@ export class PgCluster {
     const clock = this.#d.clock;
     this.#nextWalUploadAt = clock.now() + this.#d.config.wal_upload_interval;
     await this.#checkArchiver();
-    let newest: string | undefined;
-    try {
-      // history files sort after segments of the same timeline by name, so the max over both names what is there
-      newest = readdirSync(walDir).filter(isWalName).sort((a, b) => (walOrder(a) < walOrder(b) ? -1 : walOrder(a) > walOrder(b) ? 1 : 0)).at(-1);
-    } catch {
-      return;
-    }
+    const newest = newestWalFile(walDir);
     if (newest === undefined || newest === this.#walUploadedUpTo) return;
     try {
       const r = await store.save(walDir, walTags(this.name), { excludes: ['.*.tmp'] });
@@ -810,18 +804,24 @@ export class PgCluster {
     }
     this.#d.logger.warn({ database: this.name, old: old.spec.name, new: target.spec.name, reason, last_archived_wal: lastWal }, 'cold failover: building a new primary from the latest base backup and the WAL archive');
     this.#rejoining.add(target.spec.name);
-    // the WAL archive may have been lost (or be behind): complete it from the newest pg-wal snapshot in the plan
+    // the WAL archive may have been lost (or be behind what was uploaded): complete it from the
+    // newest pg-wal snapshot in the plan. An archive at least as new as the last upload is used as
+    // it is (restoring the whole WAL snapshot would only lengthen the outage).
     let walNote = '';
-    try {
-      const w = await recoverWalArchive(store, this.name, walDir, this.#osOwner());
-      walNote = w.copied > 0 ? `; ${w.copied} WAL file(s) recovered into the archive from snapshot ${w.snapshot.slice(0, 8)} (${w.time})` : '';
-      if (w.failed.length) {
-        walNote += `; ${w.failed.length} WAL file(s) of that snapshot could not be restored (${w.failed.join(', ')})`;
-        this.#d.logger.error({ database: this.name, failed: w.failed }, 'some WAL files of the plan could not be restored: recovery stops before the first missing one it needs');
+    const localNewest = newestWalFile(walDir);
+    const walBehind = localNewest === undefined || (this.#walUploadedUpTo !== undefined && walOrder(localNewest) < walOrder(this.#walUploadedUpTo));
+    if (walBehind) {
+      try {
+        const w = await recoverWalArchive(store, this.name, walDir, this.#osOwner());
+        walNote = w.copied > 0 ? `; ${w.copied} WAL file(s) recovered into the archive from snapshot ${w.snapshot.slice(0, 8)} (${w.time})` : '';
+        if (w.failed.length) {
+          walNote += `; ${w.failed.length} WAL file(s) of that snapshot could not be restored (${w.failed.join(', ')})`;
+          this.#d.logger.error({ database: this.name, failed: w.failed }, 'some WAL files of the plan could not be restored: recovery stops before the first missing one it needs');
+        }
+        if (w.conflicts.length) this.#d.logger.error({ database: this.name, conflicts: w.conflicts }, 'WAL files in the plan differ from the archive: kept the archive\'s');
+      } catch (err) {
+        this.#d.logger.warn({ database: this.name, err: describeError(err) }, 'no WAL snapshot to complete the archive from; using the archive as it is');
       }
-      if (w.conflicts.length) this.#d.logger.error({ database: this.name, conflicts: w.conflicts }, 'WAL files in the plan differ from the archive: kept the archive\'s');
-    } catch (err) {
-      this.#d.logger.warn({ database: this.name, err: describeError(err) }, 'no WAL snapshot to complete the archive from; using the archive as it is');
     }
     const lastWalAfter = lastArchivedSegment(walDir);
     let restored: Awaited<ReturnType<typeof restoreBaseBackup>>;
@@ -1168,4 +1168,13 @@ export class PgCluster {
 /** Sort key of a WAL file name: timeline history files order with the start of their timeline. */
 function walOrder(name: string): string {
   return name.endsWith('.history') ? `${name.slice(0, 8)}0000000000000000` : name;
+}
+
+/** The newest WAL file (segment or history) in an archive directory, or undefined (none, or no directory). */
+function newestWalFile(dir: string): string | undefined {
+  try {
+    return readdirSync(dir).filter(isWalName).sort((a, b) => (walOrder(a) < walOrder(b) ? -1 : walOrder(a) > walOrder(b) ? 1 : 0)).at(-1);
+  } catch {
+    return undefined;
+  }
 }
