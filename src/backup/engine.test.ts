@@ -285,3 +285,37 @@ test('check --read-data-subset reads only that share of the packs', async () => 
     cleanup();
   }
 });
+
+// Regression: restore closed a file as soon as its last chunk was handled; when that chunk was all
+// zeros (nothing to write) earlier writes to the file were still in flight and failed with EBADF
+// (seen restoring PostgreSQL WAL segments, which end in zeros).
+test('restore: files ending in zero chunks restore whole (a file is closed only after all its writes)', async () => {
+  const { dir, cleanup } = scratchDir('bulwark-engine-');
+  try {
+    const src = join(dir, 'data');
+    const { mkdirSync } = await import('node:fs');
+    mkdirSync(src);
+    for (let i = 0; i < 2; i++) {
+      // Like a WAL segment: 2 MiB of 4 KiB blocks alternating data and zeros (many small sparse
+      // writes, one after the other), then 14 MiB of zeros (chunks with nothing to write).
+      const body = Buffer.alloc(16 * 1024 * 1024);
+      const data = prng(7 + i, 1024 * 1024);
+      for (let b = 0; b < 256; b++) data.copy(body, b * 8192, b * 4096, b * 4096 + 4096);
+      writeFileSync(join(src, `wal-${i}`), body);
+    }
+    const repo = await newRepo(dir);
+    await engine.createSnapshot([repo], [src], {});
+    for (let round = 0; round < 3; round++) {
+      const out = join(dir, `out-${round}`);
+      const r = await engine.restore(repo, 'latest', { target: out, verify: true });
+      assert.deepEqual(r.errors, []);
+      for (let i = 0; i < 2; i++) {
+        const want = createHash('sha256').update(readFileSync(join(src, `wal-${i}`))).digest('hex');
+        const got = createHash('sha256').update(readFileSync(join(out, 'data', `wal-${i}`))).digest('hex');
+        assert.equal(got, want, `wal-${i} restored whole`);
+      }
+    }
+  } finally {
+    cleanup();
+  }
+});

@@ -234,10 +234,13 @@ export async function restoreSnapshot(repo: Repository, snap: SnapshotInfo, opts
     void p.finally(() => writes.delete(p));
     while (writes.size >= MAX_WRITES) await Promise.race(writes);
   };
+  // Writes still in flight per file: a file is closed only after every write to it has settled
+  // (closing earlier would fail them with EBADF, or worse, send them to a file that reused the fd).
+  const inflight = new Map<number, Set<Promise<void>>>();
   const target = (t: Target, plain: Buffer | undefined, failure: string | undefined): Promise<void> => {
     const f = files[t.file] as FileItem;
     const last = (remaining[t.file] = (remaining[t.file] as number) - 1) === 0;
-    return (async () => {
+    const write = (async () => {
       try {
         if (failure) f.failed ??= failure;
         if (!f.failed && plain) {
@@ -247,10 +250,18 @@ export async function restoreSnapshot(repo: Repository, snap: SnapshotInfo, opts
         }
       } catch (err) {
         f.failed ??= (err as Error).message;
-      } finally {
-        if (last) await finishFile(t.file);
       }
     })();
+    let pending = inflight.get(t.file);
+    if (!pending) inflight.set(t.file, (pending = new Set()));
+    pending.add(write);
+    if (!last) {
+      void write.finally(() => pending.delete(write));
+      return write;
+    }
+    const all = [...pending];
+    inflight.delete(t.file);
+    return Promise.all(all).then(() => finishFile(t.file));
   };
 
   const readPack = (pack: string, list: PackBlob[]): Promise<{ base: number; buf: Buffer }> => {
