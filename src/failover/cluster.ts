@@ -177,6 +177,22 @@ export class PgCluster {
     await this.#d.lease.release();
   }
 
+  /** Repoints every other live standby at the new primary, then routes writes to it (publishes the topology). */
+  async #adoptPrimary(target: NodeState, old: NodeState): Promise<void> {
+    const clock = this.#d.clock;
+    for (const n of this.#nodes.values()) {
+      if (n === target || n === old || this.#fenced.has(n.spec.name)) continue;
+      n.ctl.configureStandby(target.spec);
+      await n.ctl.reload().catch((err) => this.#d.logger.warn({ database: this.name, node: n.spec.name, err: describeError(err) }, 'repoint failed'));
+    }
+    target.obs = { ok: true, inRecovery: false, at: clock.now() };
+    target.fails = 0;
+    this.#primaryLastOk = clock.now();
+    this.#blocked = false;
+    this.#lastTopology = '';
+    this.#publish();
+  }
+
   #schedule(ms: number): void {
     if (this.#stopped) return;
     this.#timer = this.#d.clock.setTimeout(() => void this.#tick(), ms);
@@ -725,19 +741,8 @@ export class PgCluster {
       }
     }
     this.#persist();
-    // 3. repoint the other standbys
-    for (const n of this.#nodes.values()) {
-      if (n === target || n === old || this.#fenced.has(n.spec.name)) continue;
-      n.ctl.configureStandby(target.spec);
-      await n.ctl.reload().catch((err) => this.#d.logger.warn({ database: this.name, node: n.spec.name, err: describeError(err) }, 'repoint failed'));
-    }
-    // 4. route writes to the new primary
-    target.obs = { ok: true, inRecovery: false, at: clock.now() };
-    target.fails = 0;
-    this.#primaryLastOk = clock.now();
-    this.#blocked = false;
-    this.#lastTopology = '';
-    this.#publish();
+    // 3. repoint the other standbys, 4. route writes to the new primary
+    await this.#adoptPrimary(target, old);
     const rec: FailoverRecord = {
       kind: 'failover',
       old_primary: old.spec.name,
@@ -1054,17 +1059,7 @@ export class PgCluster {
       await old.ctl.start();
       this.#fenced.delete(old.spec.name);
       this.#persist();
-      for (const n of this.#nodes.values()) {
-        if (n === target || n === old || this.#fenced.has(n.spec.name)) continue;
-        n.ctl.configureStandby(target.spec);
-        await n.ctl.reload().catch(() => undefined);
-      }
-      target.obs = { ok: true, inRecovery: false, at: clock.now() };
-      target.fails = 0;
-      this.#primaryLastOk = clock.now();
-      this.#blocked = false;
-      this.#lastTopology = '';
-      this.#publish();
+      await this.#adoptPrimary(target, old);
       // 5. measure: a committed write on the new primary ends the write downtime
       await execSql(this.#target(target), 'SELECT txid_current()', 60_000);
       const writesAt = clock.now();
