@@ -95,7 +95,7 @@ export const ERROR_CODES = {
   BULWARK_VAULT_LISTEN: { exit: 1, summary: 'The vault server could not listen on --listen (address in use, or not permitted).' },
   BULWARK_VAULT_TLS: { exit: 1, summary: 'The vault TLS certificate or key cannot be read or does not parse.' },
   BULWARK_VAULT_ROOT: { exit: 1, summary: 'The vault root directory cannot be created or written.' },
-  BULWARK_AUDIT_VIOLATION: { exit: 1, summary: 'The audit found a plan that breaks 3-2-1-1-0 (copies, media, offsite, immutable, errors).' },
+  BULWARK_AUDIT_VIOLATION: { exit: 1, summary: 'The audit found a plan that breaks 3-2-1-1-0 (copies, media, offsite, immutable, errors), or a single point of failure.' },
   // slo (SLIs, SLOs, error budgets, alerts, maintenance windows)
   BULWARK_SLO_UNKNOWN: { exit: 2, summary: 'No SLO with that name is configured under slos.' },
   BULWARK_SLO_MAINTENANCE_INVALID: { exit: 2, summary: 'A maintenance window sent to the API is malformed (bad times, end not after start, unknown service).' },

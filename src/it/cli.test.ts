@@ -192,3 +192,26 @@ test('bulwark demo starts on the requested address and Ctrl-C removes its direct
     child.kill('SIGKILL');
   }
 });
+
+test('bulwark audit finds single points of failure in the config and exits 1; a redundant config passes', async () => {
+  const { dir, cleanup } = scratchDir();
+  try {
+    const file = join(dir, 'bulwark.yaml');
+    const web = (a: string, b: string) => `services:\n  web:\n    listen: 127.0.0.1:18080\n    backends: [{ name: a, address: "${a}" }, { name: b, address: "${b}" }]\n    health: { tcp: {} }\n`;
+    writeFileSync(file, web('127.0.0.1:9001', '127.0.0.1:9002'));
+    const bad = await runCli(['audit', '-c', file, '--json']);
+    assert.equal(bad.code, 1);
+    const j = JSON.parse(bad.stdout) as { ok: boolean; spof: Array<{ subject: string; severity: string }> };
+    assert.equal(j.ok, false);
+    assert.deepEqual(j.spof.map((f) => [f.subject, f.severity]), [
+      ['services.web', 'violation'],
+      ['coordination', 'violation'],
+    ]);
+    writeFileSync(file, `coordination: { kind: etcd, endpoints: [http://10.0.0.1:2379, http://10.0.0.2:2379, http://10.0.0.3:2379] }\n${web('10.0.1.1:80', '10.0.1.2:80')}`);
+    const good = await runCli(['audit', '-c', file]);
+    assert.equal(good.code, 0, good.stderr);
+    assert.match(good.stdout, /single points of failure: none/);
+  } finally {
+    cleanup();
+  }
+});

@@ -1,11 +1,13 @@
 // Owns the `bulwark audit` command: every backup plan against 3-2-1-1-0 (copies, media, offsite,
 // immutable, errors) from the plan history in the state store (and, with --probe, from the
-// repositories themselves), with what to do about each shortfall; exit 1 on a violation.
+// repositories themselves), and single points of failure in the services, databases and control
+// plane of the config, with what to do about each; exit 1 on a violation.
 import { existsSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import type { Command } from 'commander';
 import { auditInputs } from '../../audit/inputs.js';
 import { auditPlan } from '../../audit/rules.js';
+import { auditSpof } from '../../audit/spof.js';
 import { probePlan } from '../../backup/plan/probe.js';
 import { systemClock } from '../../core/clock.js';
 import type { BackupPlanConfig } from '../../core/config/schema.js';
@@ -17,7 +19,7 @@ import { printJson, printTable } from '../output.js';
 export function registerAuditCommand(program: Command): void {
   program
     .command('audit')
-    .description('3-2-1-1-0 of every backup plan; exit 1 on a violation')
+    .description('3-2-1-1-0 of every backup plan and single points of failure; exit 1 on a violation')
     .requiredOption('-c, --config <file>', 'config file', 'bulwark.yaml')
     .option('--plan <name>', 'only this plan')
     .option('--probe', 'also open every target and read its newest snapshot back (needs the passwords and credentials)')
@@ -48,9 +50,11 @@ export function registerAuditCommand(program: Command): void {
         }
       }
       const results = inputs.map((p) => auditPlan(p, Date.now()));
-      const ok = results.every((r) => r.ok);
+      const spof = opts.plan === undefined ? auditSpof(loaded.config) : [];
+      const spofViolations = spof.filter((f) => f.severity === 'violation');
+      const ok = results.every((r) => r.ok) && spofViolations.length === 0;
       if (opts.json) {
-        printJson({ ok, state_store: store ? join(dir, 'state.db') : null, plans: results });
+        printJson({ ok, state_store: store ? join(dir, 'state.db') : null, plans: results, spof });
       } else {
         if (results.length === 0) process.stdout.write('no backup plans configured (backups: in the config)\n');
         if (!store && results.length > 0) process.stdout.write(`no state store at ${join(dir, 'state.db')}: no plan has run from here yet\n`);
@@ -65,11 +69,19 @@ export function registerAuditCommand(program: Command): void {
             ['target', 'media', 'offsite', 'immutable', 'copy', 'notes'],
           );
         }
+        if (opts.plan === undefined) {
+          process.stdout.write(`\nsingle points of failure: ${spofViolations.length === 0 ? 'none' : `${spofViolations.length} found`}\n`);
+          if (spof.length > 0) printTable(spof.map((f) => ({ layer: f.layer, subject: f.subject, severity: f.severity === 'violation' ? 'VIOLATION' : 'warning', problem: f.problem, what_to_do: f.fix })), ['layer', 'subject', 'severity', 'problem', 'what_to_do']);
+        }
       }
       if (!ok) {
         const bad = results.filter((r) => !r.ok);
-        throw new BulwarkError('BULWARK_AUDIT_VIOLATION', `${bad.length} plan(s) break 3-2-1-1-0: ${bad.map((r) => `${r.plan} (${r.rules.filter((x) => !x.ok).map((x) => x.label).join(', ')})`).join('; ')}`, {
-          hint: 'the table above says what to do for each shortfall',
+        const parts = [
+          ...(bad.length ? [`${bad.length} plan(s) break 3-2-1-1-0: ${bad.map((r) => `${r.plan} (${r.rules.filter((x) => !x.ok).map((x) => x.label).join(', ')})`).join('; ')}`] : []),
+          ...(spofViolations.length ? [`${spofViolations.length} single point(s) of failure: ${spofViolations.map((f) => f.subject).join(', ')}`] : []),
+        ];
+        throw new BulwarkError('BULWARK_AUDIT_VIOLATION', parts.join('; '), {
+          hint: 'the tables above say what to do for each shortfall',
         });
       }
     });
