@@ -8,13 +8,15 @@ import { BulwarkError, describeError } from '../core/errors.js';
 import type { Logger } from '../core/logger.js';
 import type { Route, RouteContext } from '../core/subsystem.js';
 import { isLoopbackHost, parseHostPort } from '../core/config/types.js';
-import { Router } from './router.js';
+import { Router, type Match } from './router.js';
 import { dashboardHtml } from '../web/dashboard.js';
 
 /** What the API needs from the running control plane. */
 export interface ControlPlane {
   status(): unknown;
   routes(): Route[];
+  /** Changes when routes() would return a different set (optional: routes are then read once). */
+  routesVersion?(): number;
   readonly metrics: Registry;
 }
 
@@ -33,6 +35,9 @@ export class ApiServer {
   readonly #plane: ControlPlane;
   readonly #opts: ApiOptions;
   readonly #router = new Router();
+  /** Routes contributed by the control plane's subsystems, rebuilt when their version changes. */
+  #planeRouter = new Router();
+  #planeRoutesVersion: number | undefined;
   #server: Server | undefined;
   #tokenBuf: Buffer | undefined;
 
@@ -66,7 +71,24 @@ export class ApiServer {
         res.end(dashboardHtml());
       },
     });
-    for (const r of plane.routes()) this.#router.add(r);
+    this.#syncPlaneRoutes();
+  }
+
+  #syncPlaneRoutes(): void {
+    const version = this.#plane.routesVersion?.() ?? 0;
+    if (version === this.#planeRoutesVersion) return;
+    const router = new Router();
+    for (const r of this.#plane.routes()) router.add(r);
+    this.#planeRouter = router;
+    this.#planeRoutesVersion = version;
+  }
+
+  #match(method: string, pathname: string): { match?: Match; allowed: string[] } {
+    const own = this.#router.match(method, pathname);
+    if (own.match) return own;
+    this.#syncPlaneRoutes();
+    const sub = this.#planeRouter.match(method, pathname);
+    return sub.match ? sub : { allowed: [...own.allowed, ...sub.allowed] };
   }
 
   async listen(): Promise<AddressInfo> {
@@ -126,7 +148,7 @@ export class ApiServer {
       res.setHeader('www-authenticate', 'Bearer');
       return sendError(res, 401, new BulwarkError('BULWARK_API_UNAUTHORIZED', 'missing or wrong bearer token', { hint: 'send Authorization: Bearer <token from api.token_file>' }));
     }
-    const { match, allowed } = this.#router.match(req.method ?? 'GET', url.pathname);
+    const { match, allowed } = this.#match(req.method ?? 'GET', url.pathname);
     if (!match) {
       if (allowed.length > 0) {
         res.setHeader('allow', allowed.join(', '));

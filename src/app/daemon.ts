@@ -28,7 +28,9 @@ export class Daemon {
   readonly #factories: SubsystemFactory[];
   #loaded: LoadedConfig;
   #store: SqliteStore | undefined;
-  #subsystems: Subsystem[] = [];
+  /** One slot per factory, in factory order: a factory that built nothing at start may build on reload. */
+  #slots: Array<Subsystem | undefined> = [];
+  #routesVersion = 0;
   #startedAt = 0;
   #unsubscribe: Array<() => void> = [];
 
@@ -66,7 +68,22 @@ export class Daemon {
         store.run('INSERT INTO events (at, kind, subject, message, data) VALUES (?, ?, ?, ?, ?)', e.at, e.kind, e.subject, e.message, e.data ? JSON.stringify(e.data) : null);
       }),
     );
-    const deps: SubsystemDeps = {
+    this.#slots = this.#factories.map(() => undefined);
+    try {
+      await this.#buildMissing();
+    } catch (err) {
+      await this.stop();
+      throw err;
+    }
+    this.events.emit('audit.event', { kind: 'daemon.start', subject: 'bulwark', message: `control plane started (${this.#subsystems.length} subsystems)`, at: this.#clock.now() });
+  }
+
+  get #subsystems(): Subsystem[] {
+    return this.#slots.filter((s): s is Subsystem => s !== undefined);
+  }
+
+  #deps(store: SqliteStore): SubsystemDeps {
+    return {
       config: this.#loaded.config,
       baseDir: this.#loaded.baseDir,
       events: this.events,
@@ -75,20 +92,25 @@ export class Daemon {
       metrics: this.metrics,
       store,
     };
-    for (const factory of this.#factories) {
-      const s = factory(deps);
+  }
+
+  /** Builds and starts, in factory order, every subsystem whose section of the config is now non-empty. */
+  async #buildMissing(): Promise<void> {
+    const store = this.#store as SqliteStore;
+    for (const [i, factory] of this.#factories.entries()) {
+      if (this.#slots[i]) continue;
+      const s = factory(this.#deps(store));
       if (!s) continue;
       try {
         await s.start();
       } catch (err) {
-        this.#logger.error({ subsystem: s.name, err: describeError(err) }, 'subsystem failed to start; stopping the others');
-        await this.stop();
+        this.#logger.error({ subsystem: s.name, err: describeError(err) }, 'subsystem failed to start');
         throw err;
       }
-      this.#subsystems.push(s);
+      this.#slots[i] = s;
+      this.#routesVersion++;
       this.#logger.info({ subsystem: s.name }, 'subsystem started');
     }
-    this.events.emit('audit.event', { kind: 'daemon.start', subject: 'bulwark', message: `control plane started (${this.#subsystems.length} subsystems)`, at: this.#clock.now() });
   }
 
   /** Stops subsystems in reverse order; each gets to finish in-flight work. Never throws. */
@@ -101,7 +123,7 @@ export class Daemon {
         this.#logger.error({ subsystem: s.name, err: describeError(err) }, 'subsystem failed to stop cleanly');
       }
     }
-    this.#subsystems = [];
+    this.#slots = [];
     if (this.#store) {
       try {
         this.#store.run('INSERT INTO events (at, kind, subject, message) VALUES (?, ?, ?, ?)', this.#clock.now(), 'daemon.stop', 'bulwark', 'control plane stopped');
@@ -114,12 +136,17 @@ export class Daemon {
     this.#store = undefined;
   }
 
-  /** Applies a new config to every subsystem that supports reload. */
+  /**
+   * Applies a new config: running subsystems reload it; a subsystem whose section was empty at
+   * start (no services yet, say) is built and started now. A subsystem whose section is emptied
+   * keeps running with the empty section.
+   */
   async reload(loaded: LoadedConfig): Promise<void> {
     this.#loaded = loaded;
     for (const s of this.#subsystems) {
       if (s.reload) await s.reload(loaded.config);
     }
+    await this.#buildMissing();
     this.events.emit('config.reloaded', { at: this.#clock.now() });
     this.events.emit('audit.event', { kind: 'config.reload', subject: loaded.file, message: 'configuration reloaded', at: this.#clock.now() });
   }
@@ -134,6 +161,11 @@ export class Daemon {
       }
     }
     return { version: VERSION, started_at: this.#startedAt, config_file: this.#loaded.file, subsystems };
+  }
+
+  /** Changes whenever the set of routes changes (a subsystem was added). */
+  routesVersion(): number {
+    return this.#routesVersion;
   }
 
   routes(): Route[] {
