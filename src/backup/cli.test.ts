@@ -4,6 +4,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { mkdirSync, readdirSync, writeFileSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { randomBytes } from 'node:crypto';
 import { exited, runCli, scratchDir, startCli, waitFor } from '../testing/helpers.js';
 import { LocalBackend } from './backends/local.js';
 import { initRepository } from './engine.js';
@@ -66,6 +67,28 @@ test('cli: init, create, snapshots --json, restore --verify; wrong password is e
     const nope = await runCli(['backup', 'snapshots', '--repo', join(dir, 'nothing-here')], { env: ENV });
     assert.equal(nope.code, 1);
     assert.match(nope.stderr, /BULWARK_REPO_NOT_FOUND/);
+  } finally {
+    cleanup();
+  }
+});
+
+// Regression: --read-data-subset 50% was divided by 100 twice and read 0.5% of the packs (one).
+test('cli: check --read-data-subset N% reads that share of the packs', async () => {
+  const { dir, cleanup } = scratchDir('bulwark-cli-');
+  try {
+    const repo = join(dir, 'repo');
+    assert.equal((await runCli(['backup', 'init', '--repo', repo], { env: ENV })).code, 0);
+    for (let i = 0; i < 4; i++) {
+      const src = join(dir, `src-${i}`);
+      mkdirSync(src);
+      writeFileSync(join(src, 'f.bin'), randomBytes(64 * 1024));
+      assert.equal((await runCli(['backup', 'create', '--repo', repo, src], { env: ENV })).code, 0);
+    }
+    const r = await runCli(['backup', 'check', '--repo', repo, '--read-data-subset', '50%', '--json'], { env: ENV });
+    assert.equal(r.code, 0, r.stderr);
+    const rep = JSON.parse(r.stdout) as { packs: number; packsRead: number };
+    assert.ok(rep.packs >= 4, `expected several packs, got ${rep.packs}`);
+    assert.equal(rep.packsRead, Math.ceil(rep.packs * 0.5));
   } finally {
     cleanup();
   }

@@ -202,6 +202,13 @@ test('locks: prune is refused while a backup holds a shared lock; a dead process
     const pr = await engine.prune(repo);
     assert.equal(pr.packsDeleted, 0);
     assert.deepEqual(readdirSync(join(dir, 'repo/locks')), []);
+    // check takes a shared lock: refused while prune holds the exclusive one, unless noLock.
+    const pruning = await RepoLock.acquire(repo, 'exclusive', 'prune');
+    await assert.rejects(engine.check(repo), (e: Error & { code?: string }) => e.code === 'BULWARK_REPO_LOCKED' && /exclusive lock by pid/.test(e.message));
+    assert.equal((await engine.check(repo, { noLock: true })).ok, true);
+    await pruning.release();
+    assert.equal((await engine.check(repo)).ok, true);
+    assert.deepEqual(readdirSync(join(dir, 'repo/locks')), [], 'check released its lock');
   } finally {
     cleanup();
   }

@@ -116,8 +116,18 @@ export async function restore(repo: Repository, ref: string, opts: RestoreOption
   return { ...(await restoreSnapshot(repo, snap, opts)), snapshot: snap };
 }
 
-export async function check(repo: Repository, opts: CheckOptions = {}): Promise<CheckReport> {
-  return checkRepository(repo, opts);
+/**
+ * Checks the repository under a shared lock, so a prune (exclusive) cannot delete packs while they
+ * are read and report them missing. `noLock` is for read-only storage, where no lock can be written.
+ */
+export async function check(repo: Repository, opts: CheckOptions & { noLock?: boolean } = {}): Promise<CheckReport> {
+  if (opts.noLock) return checkRepository(repo, opts);
+  const lock = await RepoLock.acquire(repo, 'shared', 'check');
+  try {
+    return await checkRepository(repo, opts);
+  } finally {
+    await lock.release().catch(() => undefined);
+  }
 }
 
 export async function forget(repo: Repository, policy: RetentionPolicy, opts: { now?: Date; dryRun?: boolean } = {}): Promise<ForgetDecision[]> {

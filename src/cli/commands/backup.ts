@@ -147,19 +147,20 @@ export function registerBackupCommands(program: Command): Command {
   repoOpt(backup.command('check').description('check repository structure, and optionally the data'))
     .option('--read-data', 'decrypt and verify every blob')
     .option('--read-data-subset <n>', 'verify a share of the packs, like 10%')
+    .option('--no-lock', 'take no shared lock (read-only storage); a concurrent prune may then show up as missing packs')
     .option('--json', 'print JSON')
-    .action(async (o: RepoOpts & { readData?: boolean; readDataSubset?: string; json?: boolean }) => {
+    .action(async (o: RepoOpts & { readData?: boolean; readDataSubset?: string; json?: boolean; lock: boolean }) => {
       let subset: number | undefined;
       if (o.readDataSubset !== undefined) {
         try {
-          subset = parsePercent(o.readDataSubset.endsWith('%') ? o.readDataSubset : `${o.readDataSubset}%`, '--read-data-subset') / 100;
+          subset = parsePercent(o.readDataSubset, '--read-data-subset'); // a ratio: 10% -> 0.1
         } catch (err) {
           throw usage(`--read-data-subset: ${(err as Error).message}`, 'use a percentage such as 10%');
         }
         if (!(subset > 0)) throw usage('--read-data-subset must be above 0%');
       }
       const repo = await openRepo(o);
-      const rep = await engine.check(repo, { readData: Boolean(o.readData || subset !== undefined), ...(subset !== undefined ? { subset } : {}) });
+      const rep = await engine.check(repo, { readData: Boolean(o.readData || subset !== undefined), noLock: !o.lock, ...(subset !== undefined ? { subset } : {}) });
       if (o.json) printJson(rep);
       else {
         for (const w of rep.warnings) process.stdout.write(`warning: ${w}\n`);
