@@ -209,3 +209,19 @@ test('vault policy: pure delete rules', () => {
   assert.equal(mayDelete({ ...base, appendOnly: false, role: 'admin', now: 5000, retainUntil: 6000 }).allowed, false);
   assert.equal(mayDelete({ ...base, role: 'client', type: 'locks' }).allowed, true);
 });
+
+test('vault: an error answer never names the server\'s filesystem paths (the vault root appears twice in a local error)', async () => {
+  const v = await startVault({ appendOnly: true });
+  const b = v.client(CLIENT);
+  try {
+    await b.create();
+    const res = await fetch(`http://127.0.0.1:${v.port}/v1/repos/laptop/snapshots/${randomBytes(32).toString('hex')}`, { headers: { authorization: `Bearer ${CLIENT}` } });
+    assert.equal(res.status, 404);
+    const body = (await res.json()) as { code: string; message: string };
+    assert.equal(body.code, 'BULWARK_BACKEND_NOT_FOUND');
+    assert.ok(!body.message.includes(v.dir), `the answer leaks the vault root: ${body.message}`);
+  } finally {
+    await b.close();
+    await v.stop();
+  }
+});

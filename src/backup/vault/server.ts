@@ -366,9 +366,10 @@ export class VaultServer {
     } else if (isBulwarkError(err)) {
       status = STATUS[err.code] ?? 500;
       code = err.code;
-      // Do not leak the server's filesystem paths to clients.
-      message = err.message.replace(this.#opts.root, '<vault>');
+      message = err.message;
     }
+    // Do not leak the server's filesystem paths to clients (raw fs errors name them too).
+    if (!(err instanceof HttpError)) message = message.replaceAll(this.#opts.root, '<vault>');
     if (res.headersSent) {
       res.destroy();
       return;
