@@ -30,6 +30,29 @@ const IDEMPOTENT = new Set(['GET', 'HEAD', 'OPTIONS', 'PUT', 'DELETE', 'TRACE'])
 /** Request headers not forwarded (hop-by-hop, ones undici sets itself, and the ones we rewrite). */
 const DROP_REQ = new Set(['connection', 'keep-alive', 'proxy-connection', 'te', 'upgrade', 'trailer', 'transfer-encoding', 'expect', 'x-forwarded-proto', 'x-forwarded-host']);
 const DROP_RES = new Set(['connection', 'keep-alive', 'proxy-connection', 'transfer-encoding', 'upgrade', 'trailer']);
+
+/**
+ * The extra hop-by-hop header names a Connection header lists (RFC 9110 7.6.1), lower-cased, or
+ * undefined when it lists only the usual close / keep-alive / upgrade (the common case: no work).
+ */
+export function connectionListed(value: string): Set<string> | undefined {
+  let names: Set<string> | undefined;
+  for (const t of value.split(',')) {
+    const n = t.trim().toLowerCase();
+    if (n === '' || n === 'close' || n === 'keep-alive' || n === 'upgrade') continue;
+    (names ??= new Set()).add(n);
+  }
+  return names;
+}
+
+/** Removes from a flat [name, value, ...] list the headers whose lower-cased name is in names. */
+function withoutNamed(list: string[], names: Set<string>): string[] {
+  const out: string[] = [];
+  for (let i = 0; i < list.length; i += 2) {
+    if (!names.has((list[i] as string).toLowerCase())) out.push(list[i] as string, list[i + 1] as string);
+  }
+  return out;
+}
 /** Errors that mean no byte of the request reached the backend. */
 const NEVER_SENT = new Set(['ECONNREFUSED', 'UND_ERR_CONNECT_TIMEOUT', 'EHOSTUNREACH', 'ENETUNREACH', 'EADDRNOTAVAIL', 'ENOTFOUND', 'EAI_AGAIN']);
 /** Readable names for undici's error codes (they end up in outlier reasons and logs). */
@@ -113,9 +136,10 @@ class Exchange {
     // One pass over the raw headers (req.headers is built lazily; not touching it saves an object):
     // forward all but hop-by-hop ones, note body framing and host, then add X-Forwarded-*.
     const raw = req.rawHeaders;
-    const out: string[] = [];
+    let out: string[] = [];
     let xff: string | undefined;
     let host: string | undefined;
+    let conn: string | undefined;
     let hasBody = false;
     for (let i = 0; i < raw.length; i += 2) {
       const k = raw[i] as string;
@@ -132,9 +156,18 @@ class Exchange {
         xff = xff === undefined ? v : `${xff}, ${v}`;
         continue;
       } else if (DROP_REQ.has(lk)) {
+        if (lk === 'connection') conn = conn === undefined ? v : `${conn}, ${v}`;
         continue;
       }
       out.push(k, v);
+    }
+    if (conn !== undefined && conn !== 'keep-alive' && conn !== 'close') {
+      // Headers the client named in Connection are hop-by-hop too (parsed only when it says more than keep-alive/close).
+      const named = connectionListed(conn);
+      if (named) {
+        out = withoutNamed(out, named);
+        if (named.has('x-forwarded-for')) xff = undefined;
+      }
     }
     this.hasBody = hasBody;
     const ip = req.socket.remoteAddress ?? '';
@@ -178,11 +211,20 @@ class Exchange {
     if (attempt !== this.attempt || this.done) return true;
     if (status < 200 && status !== 101) return true; // 1xx informational: wait for the final status
     this.responded = true;
-    const out: string[] = [];
+    let out: string[] = [];
+    let conn: string | undefined;
     for (let i = 0; i < raw.length; i += 2) {
       const k = (raw[i] as Buffer).toString('latin1');
-      if (DROP_RES.has(k.toLowerCase())) continue;
+      const lk = k.toLowerCase();
+      if (DROP_RES.has(lk)) {
+        if (lk === 'connection') conn = (raw[i + 1] as Buffer).toString('latin1');
+        continue;
+      }
       out.push(k, (raw[i + 1] as Buffer).toString('latin1'));
+    }
+    if (conn !== undefined && conn !== 'keep-alive' && conn !== 'close') {
+      const named = connectionListed(conn);
+      if (named) out = withoutNamed(out, named);
     }
     const res = this.res;
     if (statusText) res.writeHead(status, statusText, out);
@@ -356,12 +398,15 @@ export class HttpService {
       const raw = req.rawHeaders;
       let text = `${req.method ?? 'GET'} ${req.url ?? '/'} HTTP/1.1\r\n`;
       for (let i = 0; i < raw.length; i += 2) {
-        if ((raw[i] as string).toLowerCase() === 'x-forwarded-for') continue;
+        // X-Forwarded-For is appended to below; Proto and Host are the proxy's to set (a client must not spoof them).
+        const lk = (raw[i] as string).toLowerCase();
+        if (lk === 'x-forwarded-for' || lk === 'x-forwarded-proto' || lk === 'x-forwarded-host') continue;
         text += `${raw[i] as string}: ${raw[i + 1] as string}\r\n`;
       }
       const xff = req.headers['x-forwarded-for'];
       const ip = client.remoteAddress ?? '';
-      text += `x-forwarded-for: ${xff ? `${String(xff)}, ${ip}` : ip}\r\nx-forwarded-proto: http\r\n\r\n`;
+      const host = req.headers.host;
+      text += `x-forwarded-for: ${xff ? `${String(xff)}, ${ip}` : ip}\r\nx-forwarded-proto: http\r\n${host ? `x-forwarded-host: ${host}\r\n` : ''}\r\n`;
       upstream.write(text);
       if (head.length > 0) upstream.write(head);
       upstream.pipe(client);

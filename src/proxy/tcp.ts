@@ -38,7 +38,9 @@ export class TcpService {
 
   /** A new server that routes to this service (listen() is the caller's). */
   server(): Server {
-    return createServer({ pauseOnConnect: true, noDelay: true }, (client) => this.#onConnection(client));
+    // allowHalfOpen on both sockets: a client's FIN is passed on to the backend, and the backend's
+    // reply still reaches the client (the pair closes once both directions are done).
+    return createServer({ pauseOnConnect: true, noDelay: true, allowHalfOpen: true }, (client) => this.#onConnection(client));
   }
 
   /** Closes every open connection of b (close_on_down), so clients reconnect elsewhere. */
@@ -67,7 +69,7 @@ export class TcpService {
       b.inFlight++;
       b.requests++;
       b.connections++;
-      const upstream = connect({ host: b.host, port: b.port, noDelay: true });
+      const upstream = connect({ host: b.host, port: b.port, noDelay: true, allowHalfOpen: true });
       let connected = false;
       const timer = setTimeout(() => upstream.destroy(Object.assign(new Error('connect timeout'), { code: 'ECONNECTTIMEOUT' })), this.connectTimeout);
       upstream.once('connect', () => {
@@ -163,7 +165,7 @@ export class DbListener {
 
   server(): Server {
     if (this.#server) return this.#server;
-    this.#server = createServer({ pauseOnConnect: true, noDelay: true }, (client) => this.#onConnection(client));
+    this.#server = createServer({ pauseOnConnect: true, noDelay: true, allowHalfOpen: true }, (client) => this.#onConnection(client));
     return this.#server;
   }
 
@@ -186,7 +188,7 @@ export class DbListener {
       return;
     }
     this.connections++;
-    const upstream = connect({ host: m[1] ?? m[2] ?? '127.0.0.1', port: Number(m[3]), noDelay: true });
+    const upstream = connect({ host: m[1] ?? m[2] ?? '127.0.0.1', port: Number(m[3]), noDelay: true, allowHalfOpen: true });
     let set = this.#conns.get(key);
     if (!set) {
       set = new Set();

@@ -1,0 +1,108 @@
+// Regression tests (real sockets on loopback) for proxy edge cases found in review: TCP half-close,
+// X-Forwarded-* spoofing on upgrade requests, and headers named in Connection (hop-by-hop).
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { createServer as createHttpServer, request, type IncomingHttpHeaders, type Server } from 'node:http';
+import { connect, createServer, type AddressInfo, type Socket } from 'node:net';
+import { startPlane } from './proxy-kit.js';
+
+function listen(server: Server | ReturnType<typeof createServer>): Promise<string> {
+  return new Promise((r) => server.listen(0, '127.0.0.1', () => r(`127.0.0.1:${(server.address() as AddressInfo).port}`)));
+}
+
+test('TCP service: a client that half-closes (sends FIN) still gets the reply the backend sends after reading to the end', async () => {
+  // The backend reads the whole request (until the client's FIN), then answers and closes: like
+  // `nc -N`, a Redis or HTTP/1.0 client that shuts down its write side and waits for the answer.
+  const sockets = new Set<Socket>();
+  const backend = createServer({ allowHalfOpen: true }, (s) => {
+    sockets.add(s);
+    s.on('error', () => undefined);
+    let got = '';
+    s.on('data', (d: Buffer) => (got += d.toString()));
+    s.on('end', () => setTimeout(() => s.end(`reply:${got.toUpperCase()}`), 50));
+  });
+  const addr = await listen(backend);
+  const plane = await startPlane({ services: { kv: { protocol: 'tcp', listen: '127.0.0.1:0', backends: [{ name: 'k', address: addr }] } } });
+  try {
+    const [host, port] = plane.proxyAddress('kv').split(':') as [string, string];
+    for (let i = 0; i < 2; i++) {
+      const reply = await new Promise<string>((resolve, reject) => {
+        const c = connect({ host, port: Number(port), allowHalfOpen: true }, () => c.end(`hello${i}`));
+        let out = '';
+        c.on('data', (d: Buffer) => (out += d.toString()));
+        c.on('close', () => resolve(out));
+        c.on('error', reject);
+      });
+      assert.equal(reply, `reply:HELLO${i}`);
+    }
+  } finally {
+    await plane.stop();
+    for (const s of sockets) s.destroy();
+    await new Promise((r) => backend.close(r));
+  }
+});
+
+async function upgradeThrough(proxy: string, headers: Record<string, string>): Promise<IncomingHttpHeaders> {
+  const [host, port] = proxy.split(':') as [string, string];
+  return new Promise((resolve, reject) => {
+    const req = request({ host, port: Number(port), path: '/ws', headers: { connection: 'Upgrade', upgrade: 'echo', ...headers } });
+    req.on('upgrade', (res, s: Socket) => {
+      s.destroy();
+      resolve(JSON.parse(String(res.headers['x-seen'])) as IncomingHttpHeaders);
+    });
+    req.on('response', (r) => reject(new Error(`got ${r.statusCode} instead of an upgrade`)));
+    req.on('error', reject);
+    req.end();
+  });
+}
+
+test('upgrade requests: a client cannot spoof X-Forwarded-Proto or X-Forwarded-Host, and the backend gets X-Forwarded-Host', async () => {
+  const tunnels: Socket[] = [];
+  const ws = createHttpServer((_req, res) => res.end('plain'));
+  ws.on('upgrade', (req, socket: Socket) => {
+    tunnels.push(socket);
+    const seen = JSON.stringify({ proto: req.headersDistinct['x-forwarded-proto'], host: req.headersDistinct['x-forwarded-host'] });
+    socket.end(`HTTP/1.1 101 Switching Protocols\r\nUpgrade: echo\r\nConnection: Upgrade\r\nX-Seen: ${seen}\r\n\r\n`);
+  });
+  const wsAddr = await listen(ws);
+  const plane = await startPlane({ services: { web: { listen: '127.0.0.1:0', backends: [{ name: 'ws', address: wsAddr }] } } });
+  try {
+    const proxy = plane.proxyAddress('web');
+    const seen = await upgradeThrough(proxy, { 'x-forwarded-proto': 'https', 'x-forwarded-host': 'evil.example', host: 'app.example' });
+    assert.deepEqual(seen, { proto: ['http'], host: ['app.example'] });
+  } finally {
+    await plane.stop();
+    for (const t of tunnels) t.destroy();
+    ws.closeAllConnections();
+    await new Promise((r) => ws.close(r));
+  }
+});
+
+test('HTTP: headers named in the Connection header are hop-by-hop and not forwarded (request and response)', async () => {
+  const backend = createHttpServer((req, res) => {
+    res.setHeader('x-saw-hop', String(req.headers['x-hop'] ?? 'none'));
+    res.setHeader('connection', 'keep-alive, x-res-hop');
+    res.setHeader('x-res-hop', 'leak');
+    res.end('ok');
+  });
+  const addr = await listen(backend);
+  const plane = await startPlane({ services: { web: { listen: '127.0.0.1:0', backends: [{ name: 'b', address: addr }] } } });
+  try {
+    const [host, port] = plane.proxyAddress('web').split(':') as [string, string];
+    const res = await new Promise<{ status: number; headers: IncomingHttpHeaders }>((resolve, reject) => {
+      const req = request({ host, port: Number(port), path: '/', headers: { connection: 'X-Hop', 'x-hop': 'secret' } }, (r) => {
+        r.resume();
+        r.on('end', () => resolve({ status: r.statusCode ?? 0, headers: r.headers }));
+      });
+      req.on('error', reject);
+      req.end();
+    });
+    assert.equal(res.status, 200);
+    assert.equal(res.headers['x-saw-hop'], 'none');
+    assert.equal(res.headers['x-res-hop'], undefined);
+  } finally {
+    await plane.stop();
+    backend.closeAllConnections();
+    await new Promise((r) => backend.close(r));
+  }
+});
