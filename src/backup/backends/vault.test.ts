@@ -225,3 +225,31 @@ test('vault: an error answer never names the server\'s filesystem paths (the vau
     await v.stop();
   }
 });
+
+test('vault: a Range past the end of the file is clamped to the file (the server never sizes a buffer from the client\'s range)', async () => {
+  const v = await startVault({ appendOnly: true });
+  const b = v.client(CLIENT);
+  try {
+    await b.create();
+    const name = randomBytes(32).toString('hex');
+    await b.write({ type: 'snapshots', name }, Buffer.from('hello'));
+    const get = (range: string) => fetch(`http://127.0.0.1:${v.port}/v1/repos/laptop/snapshots/${name}`, { headers: { authorization: `Bearer ${CLIENT}`, range } });
+    const huge = await get('bytes=1-1099511627775');
+    assert.equal(huge.status, 206);
+    assert.equal(Buffer.from(await huge.arrayBuffer()).toString(), 'ello');
+    const past = await get('bytes=9-20');
+    assert.equal(past.status, 416);
+    await past.body?.cancel();
+    const reversed = await get('bytes=3-1');
+    assert.equal(reversed.status, 416);
+    await reversed.body?.cancel();
+    // the client backend still reads exact ranges and reports a short one
+    assert.equal((await b.read({ type: 'snapshots', name }, 1, 3)).toString(), 'ell');
+    await assert.rejects(b.read({ type: 'snapshots', name }, 2, 10), { code: 'BULWARK_BACKEND_IO' });
+    assert.equal((await b.read({ type: 'snapshots', name }, 5)).length, 0);
+    assert.equal((await b.read({ type: 'snapshots', name }, 9)).length, 0);
+  } finally {
+    await b.close();
+    await v.stop();
+  }
+});

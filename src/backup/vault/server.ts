@@ -261,8 +261,21 @@ export class VaultServer {
       case 'GET': {
         const range = /^bytes=(\d+)-(\d*)$/.exec(req.headers.range ?? '');
         const offset = range ? Number(range[1]) : 0;
-        const length = range && range[2] ? Number(range[2]) - offset + 1 : undefined;
-        const data = await repo.read(h, offset, length);
+        let length: number | undefined;
+        if (range) {
+          // Clamp the range to the file (RFC 9110): the read buffer is never sized from the client's numbers.
+          const size = (await repo.stat(h)).size;
+          const last = range[2] ? Math.min(Number(range[2]), size - 1) : size - 1;
+          if (!range[2] && offset >= size) {
+            length = 0; // "from past the end": nothing, as the other backends answer
+          } else if (offset >= size || last < offset) {
+            res.writeHead(416, { 'content-range': `bytes */${size}` }).end();
+            return;
+          } else {
+            length = last - offset + 1;
+          }
+        }
+        const data = length === 0 ? Buffer.alloc(0) : await repo.read(h, offset, length);
         res.writeHead(range ? 206 : 200, { 'content-type': 'application/octet-stream', 'content-length': data.length }).end(data);
         return;
       }
