@@ -5,7 +5,7 @@ import { test, describe, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { readFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { FakeClock } from '../../core/clock.js';
 import { freePort, scratchDir } from '../../testing/helpers.js';
@@ -250,6 +250,34 @@ test('vault: a Range past the end of the file is clamped to the file (the server
     assert.equal((await b.read({ type: 'snapshots', name }, 9)).length, 0);
   } finally {
     await b.close();
+    await v.stop();
+  }
+});
+
+test('vault: a write that failed after recording its lock does not cap the lock of the write that later lands (the later, longer lock holds)', async () => {
+  const clock = new FakeClock(Date.now());
+  const v = await startVault({ appendOnly: true, clock });
+  const client = v.client(CLIENT);
+  const admin = v.client(ADMIN);
+  try {
+    await client.create();
+    const h = { type: 'snapshots' as const, name: randomBytes(32).toString('hex') };
+    const snaps = join(v.dir, 'laptop', 'snapshots');
+    // The first attempt fails on the server's disk (its directory is not a directory), after the lock was recorded.
+    rmSync(snaps, { recursive: true });
+    writeFileSync(snaps, 'not a directory');
+    await assert.rejects(client.write(h, Buffer.from('snap'), { retainUntil: clock.now() + 3_600_000 }));
+    rmSync(snaps);
+    mkdirSync(snaps);
+    // The run that lands it a day later asks for a lock a day later.
+    clock.advance(86_400_000);
+    await client.write(h, Buffer.from('snap'), { retainUntil: clock.now() + 3_600_000 });
+    clock.advance(60_000);
+    await assert.rejects(admin.remove(h), (e: Error & { code?: string }) => e.code === 'BULWARK_BACKEND_REFUSED' && /retention lock/.test(e.message));
+    assert.equal((await admin.read(h)).toString(), 'snap');
+  } finally {
+    await client.close();
+    await admin.close();
     await v.stop();
   }
 });

@@ -13,7 +13,7 @@
 //                                           X-Bulwark-Sha256: hex of the body (checked before storing)
 //   DELETE /v1/repos/:repo/:type/:name      remove, subject to policy
 // Errors answer JSON {code, message} with 401/403/404/409/413/507/500.
-import { createHash, timingSafeEqual } from 'node:crypto';
+import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
 import { promises as fs, readFileSync } from 'node:fs';
 import { createServer as createHttpServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { createServer as createHttpsServer } from 'node:https';
@@ -126,6 +126,7 @@ export class VaultServer {
   readonly #opts: Required<Omit<VaultServerOptions, 'tls' | 'log'>> & Pick<VaultServerOptions, 'tls' | 'log'>;
   readonly #server: Server;
   readonly #repos = new Map<string, LocalBackend>();
+  readonly #lockWrites = new Map<string, Promise<void>>();
   #address = '';
 
   constructor(opts: VaultServerOptions) {
@@ -289,11 +290,8 @@ export class VaultServer {
         const retainUntil = typeof retainRaw === 'string' && /^\d+$/.test(retainRaw) ? Number(retainRaw) : undefined;
         if (retainUntil !== undefined) {
           // The lock is recorded before the file appears, so a crash never leaves a file without its lock.
-          const mp = this.#metaPath(repoName, h);
-          await fs.mkdir(join(this.#opts.root, repoName, '.vault-retain'), { recursive: true });
-          await fs.writeFile(mp, String(retainUntil), { flag: 'wx' }).catch(async (err: NodeJS.ErrnoException) => {
-            if (err.code !== 'EEXIST') throw err;
-          });
+          // A lock left by an earlier attempt that failed is only ever extended, never kept shorter.
+          await this.#extendLock(repoName, h, retainUntil);
         }
         await repo.write(h, body);
         this.#opts.log?.('write', { repo: repoName, file: filePath(h), bytes: body.length, token: tok.name });
@@ -337,6 +335,36 @@ export class VaultServer {
       default:
         throw new HttpError(405, 'BULWARK_API_BAD_REQUEST', `method ${method} not allowed`);
     }
+  }
+
+  /** Records retainUntil for a file, keeping the later of it and any lock already recorded (atomic replace, serialised per file). */
+  #extendLock(repo: string, h: Handle, retainUntil: number): Promise<void> {
+    const mp = this.#metaPath(repo, h);
+    const run = async (): Promise<void> => {
+      await fs.mkdir(join(this.#opts.root, repo, '.vault-retain'), { recursive: true });
+      let prev = 0;
+      try {
+        prev = Number(await fs.readFile(mp, 'utf8')) || 0;
+      } catch (err) {
+        if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
+      }
+      if (retainUntil <= prev) return;
+      const tmp = `${mp}.tmp-${randomBytes(6).toString('hex')}`;
+      try {
+        await fs.writeFile(tmp, String(retainUntil), { flag: 'wx' });
+        await fs.rename(tmp, mp);
+      } catch (err) {
+        await fs.rm(tmp, { force: true });
+        throw err;
+      }
+    };
+    const next = (this.#lockWrites.get(mp) ?? Promise.resolve()).then(run, run);
+    const tail = next.catch(() => undefined);
+    this.#lockWrites.set(mp, tail);
+    void tail.then(() => {
+      if (this.#lockWrites.get(mp) === tail) this.#lockWrites.delete(mp);
+    });
+    return next;
   }
 
   #body(req: IncomingMessage): Promise<Buffer> {
