@@ -106,3 +106,47 @@ test('HTTP: headers named in the Connection header are hop-by-hop and not forwar
     await new Promise((r) => backend.close(r));
   }
 });
+
+test('HTTP: a GET that meets a kept-alive connection the backend just closed is retried on a fresh connection, even with a single backend', async () => {
+  // The backend answers the first request of each connection and drops the connection when a second
+  // one arrives on it: what a client sees when a backend's idle timeout closes the socket just as
+  // the proxy reuses it. The backend is healthy; the client must not see an error.
+  const sockets = new Set<Socket>();
+  let connections = 0;
+  const backend = createServer((s) => {
+    connections++;
+    sockets.add(s);
+    s.on('error', () => undefined);
+    let served = false;
+    s.on('data', () => {
+      if (served) {
+        s.destroy();
+        return;
+      }
+      served = true;
+      s.write('HTTP/1.1 200 OK\r\ncontent-length: 2\r\nconnection: keep-alive\r\n\r\nok');
+    });
+  });
+  const addr = await listen(backend);
+  const plane = await startPlane({ services: { web: { listen: '127.0.0.1:0', backends: [{ name: 'only', address: addr }] } } });
+  try {
+    const [host, port] = plane.proxyAddress('web').split(':') as [string, string];
+    for (let i = 0; i < 3; i++) {
+      const res = await new Promise<{ status: number; body: string }>((resolve, reject) => {
+        const req = request({ host, port: Number(port), path: `/r${i}` }, (r) => {
+          let body = '';
+          r.on('data', (d: Buffer) => (body += d.toString()));
+          r.on('end', () => resolve({ status: r.statusCode ?? 0, body }));
+        });
+        req.on('error', reject);
+        req.end();
+      });
+      assert.deepEqual(res, { status: 200, body: 'ok' }, `request ${i}`);
+    }
+    assert.ok(connections >= 3, `each request after the first needed a fresh connection (saw ${connections})`);
+  } finally {
+    await plane.stop();
+    for (const s of sockets) s.destroy();
+    await new Promise((r) => backend.close(r));
+  }
+});

@@ -122,6 +122,8 @@ class Exchange {
   done = false;
   lastError = '';
   lastCode = '';
+  /** A reset connection was already retried on the same backend (a stale keep-alive socket). */
+  retriedSame = false;
   resume: (() => void) | undefined;
   /** First response chunk, held until a second one arrives or the response ends. */
   held: Buffer | undefined;
@@ -179,9 +181,15 @@ class Exchange {
     });
   }
 
-  next(): void {
+  /** again: the backend that just reset the connection, tried once more when no other backend is left. */
+  next(again?: Backend): void {
     const svc = this.svc;
-    const b = svc.pool.pick(svc.hooks.now(), this.tried);
+    const now = svc.hooks.now();
+    let b = svc.pool.pick(now, this.tried);
+    if (!b && again !== undefined && !this.retriedSame && again.usable(now)) {
+      this.retriedSame = true;
+      b = again;
+    }
     if (!b) {
       this.#fail(this.attempts === 0 ? 503 : this.lastCode === 'ERESPONSETIMEOUT' ? 504 : 502, this.attempts === 0 ? 'no healthy backend' : this.lastError);
       return;
@@ -283,7 +291,9 @@ class Exchange {
     const retryable = neverSent || (this.idempotent && !this.bodyStarted);
     if (retryable && this.attempts <= this.svc.retries) {
       b.retries++;
-      this.next();
+      // A reset before any response byte is most often a kept-alive socket the backend closed just as
+      // it was reused: with no other backend left, one retry goes to the same one on a fresh connection.
+      this.next(raw === 'UND_ERR_SOCKET' || raw === 'ECONNRESET' ? b : undefined);
       return;
     }
     this.#fail(code === 'ERESPONSETIMEOUT' ? 504 : 502, this.lastError);
