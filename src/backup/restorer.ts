@@ -145,7 +145,17 @@ export async function restoreSnapshot(repo: Repository, snap: SnapshotInfo, opts
       fail(join(root, rel), `directory listing unreadable: ${(err as Error).message}`);
       return;
     }
+    const seen = new Set<string>();
     for (const node of tree.nodes) {
+      // A hostile tree must not reach outside the target: a name is one path component, and a
+      // name appears once per directory (a symlink beside a same-named file would otherwise take
+      // that file's chmod/chown/utimes, following the link).
+      const name = node.name as unknown;
+      if (typeof name !== 'string' || name === '' || name === '.' || name === '..' || name.includes('/') || name.includes('\0') || seen.has(name)) {
+        fail(join(root, rel), `snapshot entry ${JSON.stringify(name)} ${typeof name === 'string' && seen.has(name) ? 'appears twice in one directory' : 'is not a valid file name'}: skipped (the snapshot is damaged or was forged)`);
+        continue;
+      }
+      seen.add(name);
       const r = rel ? `${rel}/${node.name}` : node.name;
       const m = match(r, node.type === 'dir');
       if (m === 'no') continue;
