@@ -142,7 +142,7 @@ export async function forget(repo: Repository, policy: RetentionPolicy, opts: { 
 export async function prune(repo: Repository, opts: PruneOptions = {}): Promise<PruneResult> {
   const lock = await RepoLock.acquire(repo, 'exclusive', 'prune');
   try {
-    const r = await pruneRepository(repo, opts);
+    const r = await pruneRepository(repo, { ...opts, assertHeld: () => lock.assertHeld() });
     lock.assertHeld();
     return r;
   } finally {

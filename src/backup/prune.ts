@@ -15,6 +15,8 @@ export interface PruneOptions {
   /** repack a pack when the unused share of its bytes is above this (default 0.5) */
   repackAbove?: number;
   onLog?: (line: string) => void;
+  /** throws when the exclusive lock was lost: checked before every deletion */
+  assertHeld?: () => void;
 }
 
 export interface PruneResult {
@@ -124,10 +126,16 @@ export async function pruneRepository(repo: Repository, opts: PruneOptions = {})
   // 2. One new index covering every kept blob; 3. delete the old index files.
   const all = [...keepPacks, ...newPacks];
   if (all.length) await repo.saveSealed('index', encodeIndex(all), 'index');
-  for (const f of oldIndexFiles) await repo.backend.remove({ type: 'index', name: f });
+  // A lost lock means a backup may now be running against the old index: delete nothing.
+  const held = opts.assertHeld ?? (() => undefined);
+  for (const f of oldIndexFiles) {
+    held();
+    await repo.backend.remove({ type: 'index', name: f });
+  }
   res.indexFilesReplaced = oldIndexFiles.length;
   // 4. Delete packs nothing references any more.
   for (const id of [...drop, ...repack.map((r) => r.id), ...orphans]) {
+    held();
     await repo.backend.remove({ type: 'data', name: id });
     res.packsDeleted++;
   }

@@ -1,0 +1,66 @@
+// Prune must stop before deleting anything once its exclusive lock is lost (docs/backup-format.md
+// "Locks": the operation fails before it commits anything). The lock is lost here the way it is
+// in life: another process removes it as stale, and the next refresh (timer mocked: 60 s) finds
+// it gone. The backend is the real local one, wrapped only to pause at prune's index write.
+import { mock, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { readdirSync, rmSync, writeFileSync, mkdirSync } from 'node:fs';
+import { join } from 'node:path';
+import { scratchDir } from '../testing/helpers.js';
+import { LocalBackend } from './backends/local.js';
+import type { Handle } from './backend.js';
+import * as engine from './engine.js';
+import { REFRESH_MS } from './lock.js';
+import { prng } from './testkit.js';
+
+process.env['BULWARK_SCRYPT_N'] = '1024';
+const PW = 'correct horse';
+
+class PausingBackend extends LocalBackend {
+  onIndexWrite: (() => Promise<void>) | undefined;
+  override async write(h: Handle, data: Buffer): Promise<void> {
+    if (h.type === 'index' && this.onIndexWrite) {
+      const f = this.onIndexWrite;
+      this.onIndexWrite = undefined;
+      await f();
+    }
+    return super.write(h, data);
+  }
+}
+
+test('prune: a lock lost mid-prune stops it before it deletes index files or packs', async () => {
+  const { dir, cleanup } = scratchDir('bulwark-prune-lock-');
+  try {
+    const src = join(dir, 'd');
+    mkdirSync(src);
+    const backend = new PausingBackend(join(dir, 'repo'));
+    const repo = await engine.initRepository(backend, PW, { packSize: 512 * 1024 });
+    writeFileSync(join(src, 'a'), prng(1, 700 * 1024));
+    await engine.createSnapshot([repo], [src]);
+    writeFileSync(join(src, 'a'), prng(2, 700 * 1024));
+    await engine.createSnapshot([repo], [src]);
+    await engine.forget(repo, { last: 1 });
+    const packsBefore = readdirSync(join(dir, 'repo/data'), { recursive: true }).filter((n) => String(n).length > 10).sort();
+    const indexBefore = readdirSync(join(dir, 'repo/index')).sort();
+
+    mock.timers.enable({ apis: ['setInterval'] });
+    try {
+      backend.onIndexWrite = async () => {
+        for (const n of readdirSync(join(dir, 'repo/locks'))) rmSync(join(dir, 'repo/locks', n)); // removed as stale by someone else
+        mock.timers.tick(REFRESH_MS);
+        for (let i = 0; i < 10; i++) await new Promise((r) => setTimeout(r, 20)); // let the refresh run (setTimeout is not mocked)
+      };
+      await assert.rejects(engine.prune(repo), (e: Error & { code?: string }) => e.code === 'BULWARK_REPO_LOCKED' && /lost the repository lock/.test(e.message));
+    } finally {
+      mock.timers.reset();
+    }
+    const packsAfter = readdirSync(join(dir, 'repo/data'), { recursive: true }).filter((n) => String(n).length > 10).sort();
+    for (const p of packsBefore) assert.ok(packsAfter.includes(p), `pack ${String(p)} was deleted without the lock`);
+    for (const f of indexBefore) assert.ok(readdirSync(join(dir, 'repo/index')).includes(f), `index ${f} was deleted without the lock`);
+    // the repository is still whole
+    const rep = await engine.check(repo, { readData: true });
+    assert.deepEqual(rep.errors, []);
+  } finally {
+    cleanup();
+  }
+});
