@@ -150,3 +150,45 @@ test('HTTP: a GET that meets a kept-alive connection the backend just closed is 
     await new Promise((r) => backend.close(r));
   }
 });
+
+test('upgrade requests: a backend that accepts and never answers the upgrade is given up on after the response timeout (504)', async () => {
+  const sockets = new Set<Socket>();
+  const silent = createServer((s) => {
+    sockets.add(s);
+    s.on('error', () => undefined);
+  });
+  const addr = await listen(silent);
+  const plane = await startPlane({ services: { web: { listen: '127.0.0.1:0', backends: [{ name: 'mute', address: addr }], timeouts: { response: 300 } } } });
+  try {
+    const [host, port] = plane.proxyAddress('web').split(':') as [string, string];
+    const outcome = await new Promise<string>((resolve) => {
+      const req = request({ host, port: Number(port), path: '/ws', headers: { connection: 'Upgrade', upgrade: 'echo' } });
+      const guard = setTimeout(() => {
+        req.destroy();
+        resolve('no answer after 10 s');
+      }, 10_000);
+      req.on('response', (r) => {
+        clearTimeout(guard);
+        r.resume();
+        resolve(`status ${r.statusCode}`);
+      });
+      req.on('upgrade', (_r, s: Socket) => {
+        clearTimeout(guard);
+        s.destroy();
+        resolve('upgraded');
+      });
+      req.on('error', (err) => {
+        clearTimeout(guard);
+        resolve(`error ${err.message}`);
+      });
+      req.end();
+    });
+    assert.equal(outcome, 'status 504');
+    const st = plane.daemon.status().subsystems['proxy'] as { rows: Array<{ backend: string; in_flight: number }> };
+    assert.equal(st.rows.find((r) => r.backend === 'mute')?.in_flight, 0);
+  } finally {
+    await plane.stop();
+    for (const s of sockets) s.destroy();
+    await new Promise((r) => silent.close(r));
+  }
+});

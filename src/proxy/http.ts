@@ -419,6 +419,19 @@ export class HttpService {
       text += `x-forwarded-for: ${xff ? `${String(xff)}, ${ip}` : ip}\r\nx-forwarded-proto: http\r\n${host ? `x-forwarded-host: ${host}\r\n` : ''}\r\n`;
       upstream.write(text);
       if (head.length > 0) upstream.write(head);
+      // The response timeout bounds the wait for the backend's first byte (its 101 or a refusal).
+      responseTimer = setTimeout(() => {
+        if (done) return;
+        done = true;
+        b.inFlight--;
+        this.upgraded.delete(client);
+        upstream.unpipe(client);
+        upstream.destroy();
+        this.hooks.failed(b, 'ERESPONSETIMEOUT');
+        client.end('HTTP/1.1 504 Gateway Timeout\r\ncontent-length: 0\r\nconnection: close\r\n\r\n');
+        this.hooks.finished(b, 504, false, performance.now() - start);
+      }, this.timeouts.response);
+      upstream.once('data', () => clearTimeout(responseTimer));
       upstream.pipe(client);
       client.pipe(upstream);
       this.upgraded.add(client);
@@ -427,7 +440,9 @@ export class HttpService {
       upstream.once('end', close);
     });
     let done = false;
+    let responseTimer: NodeJS.Timeout | undefined;
     const close = (): void => {
+      clearTimeout(responseTimer);
       if (done) return;
       done = true;
       b.inFlight--;
