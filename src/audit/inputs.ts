@@ -7,6 +7,13 @@ import type { AuditPlanInput } from './rules.js';
 
 const DEFAULT_RPO_MS = 24 * 3_600_000;
 
+/** Why a target's storage cannot enforce `immutable` (it ignores retain-until), or undefined when it can (vault, S3 Object Lock). */
+export function unenforcedImmutability(repo: string): string | undefined {
+  const scheme = /^([a-zA-Z][a-zA-Z0-9+.-]*):\/\//.exec(repo)?.[1]?.toLowerCase();
+  if (scheme === 'vault' || scheme === 's3') return undefined;
+  return scheme === 'sftp' ? 'an SFTP server cannot enforce a retention lock' : 'a local directory cannot enforce a retention lock';
+}
+
 interface Row {
   finished_at: number;
   ok: number;
@@ -38,6 +45,7 @@ export function auditInputs(config: BulwarkConfig, store: StateStore | undefined
           media: t.media,
           offsite: t.offsite,
           immutable: t.immutable !== false,
+          immutableUnenforced: t.immutable !== false ? unenforcedImmutability(t.repo) : undefined,
           lastSuccess: ok?.finished_at,
           lastRun: run ? { ok: run.ok === 1, at: run.finished_at, message: run.message ?? undefined } : undefined,
           lastCheck: check ? { ok: check.ok === 1, at: check.finished_at, errors: check.errors ?? 0, message: check.message ?? undefined } : undefined,

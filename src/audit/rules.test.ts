@@ -1,6 +1,7 @@
 // Unit tests of the 3-2-1-1-0 evaluation: pure logic, fixed times.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import { auditInputs } from './inputs.js';
 import { auditPlan, type AuditPlanInput, type AuditTargetInput } from './rules.js';
 
 const NOW = Date.UTC(2026, 5, 1, 12);
@@ -64,4 +65,24 @@ test('audit: a failed last run counts as an error even when an older snapshot is
   const r = auditPlan(plan(t), NOW);
   assert.deepEqual(failing(r), ['errors']);
   assert.match(r.rules.find((x) => x.rule === 'errors')?.fix ?? '', /vault: last run failed: BULWARK_BACKEND_UNREACHABLE/);
+});
+
+test('audit: `immutable` on storage that cannot enforce a lock (local directory, SFTP) is not an immutable copy; on a vault or S3 it is', () => {
+  // auditInputs reads the last runs from the state store; a stub answering "a fresh, verified, clean run" for every query stands in for SQLite here.
+  const row = { finished_at: NOW - H, ok: 1, errors: 0, message: null };
+  const store = { get: () => row } as unknown as Parameters<typeof auditInputs>[1];
+  const target = (name: string, repo: string, media: string, offsite: boolean) => ({ name, repo, media, offsite, immutable: 86_400_000, retries: 5 });
+  const config = (targets: unknown[]) => ({ backups: { app: { rpo: 24 * H, targets } } }) as unknown as Parameters<typeof auditInputs>[0];
+  const local = auditInputs(config([target('disk', './r-disk', 'hdd', false), target('usb', '/mnt/usb/repo', 'usb', true), target('box', 'sftp://b@box:22/srv/r', 'nas', true)]), store)[0] as AuditPlanInput;
+  const r = auditPlan(local, NOW);
+  assert.equal(r.copies, 4);
+  assert.equal(r.immutable, 0);
+  assert.deepEqual(failing(r), ['immutable']);
+  assert.match(r.rules.find((x) => x.rule === 'immutable')?.fix ?? '', /usb: a local directory cannot enforce a retention lock.*box: an SFTP server cannot enforce/);
+  assert.ok(r.targets.every((t) => !t.immutable && t.notes.some((n) => /immutable is set but .*: not an immutable copy/.test(n))));
+  const enforced = auditInputs(config([target('disk', './r-disk', 'hdd', false), target('vault', 'vault://box:8443/app', 'vault', true), target('bucket', 's3://bkt/app', 'object-storage', true)]), store)[0] as AuditPlanInput;
+  const ok = auditPlan(enforced, NOW);
+  assert.equal(ok.immutable, 2);
+  assert.equal(ok.ok, true); // the local 'disk' target asks for a lock it cannot have (a note), the rule is met by the other two
+  assert.ok(ok.targets.find((t) => t.name === 'disk')?.notes.some((n) => /a local directory cannot enforce/.test(n)));
 });

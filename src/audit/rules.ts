@@ -9,6 +9,8 @@ export interface AuditTargetInput {
   media: string;
   offsite: boolean;
   immutable: boolean;
+  /** Set when the target asks for immutability but its storage cannot enforce it (why): not an immutable copy. */
+  immutableUnenforced?: string | undefined;
   /** When the newest snapshot was written and read back (ms since epoch). */
   lastSuccess?: number | undefined;
   lastRun?: { ok: boolean; at: number; message?: string | undefined } | undefined;
@@ -86,7 +88,8 @@ export function auditPlan(input: AuditPlanInput, now: number): AuditPlanResult {
       notes.push(`last verification found ${Math.max(1, t.lastCheck.errors)} error(s)${t.lastCheck.message ? `: ${t.lastCheck.message}` : ''}`);
     }
     if (!t.lastCheck) notes.push('never verified (read-data): set verify.schedule, or run `bulwark backup plan verify`');
-    return { name: t.name, media: t.media, offsite: t.offsite, immutable: t.immutable, counted, notes, errors };
+    if (t.immutable && t.immutableUnenforced) notes.push(`immutable is set but ${t.immutableUnenforced}: not an immutable copy`);
+    return { name: t.name, media: t.media, offsite: t.offsite, immutable: t.immutable && !t.immutableUnenforced, counted, notes, errors };
   });
   const good = targets.filter((t) => t.counted);
   const copies = 1 + good.length; // the source is the first copy
@@ -97,7 +100,8 @@ export function auditPlan(input: AuditPlanInput, now: number): AuditPlanResult {
   const notCounted = targets.filter((t) => !t.counted).map((t) => `${t.name} (${t.notes[0] ?? 'not current'})`);
   const configured = {
     offsite: input.targets.filter((t) => t.offsite),
-    immutable: input.targets.filter((t) => t.immutable),
+    immutable: input.targets.filter((t) => t.immutable && !t.immutableUnenforced),
+    unenforced: input.targets.filter((t) => t.immutable && t.immutableUnenforced),
     media: new Set(input.targets.map((t) => t.media)),
   };
   const rules: RuleResult[] = [
@@ -150,7 +154,7 @@ export function auditPlan(input: AuditPlanInput, now: number): AuditPlanResult {
         immutable >= 1
           ? ''
           : configured.immutable.length === 0
-            ? 'no target is immutable: set `immutable: 30d` on a target whose storage enforces it (a vault in --append-only mode, or an S3 bucket with Object Lock)'
+            ? `no target is immutable${configured.unenforced.length ? ` (${configured.unenforced.map((t) => `${t.name}: ${t.immutableUnenforced ?? ''}`).join(', ')})` : ''}: set \`immutable: 30d\` on a target whose storage enforces it (a vault in --append-only mode, or an S3 bucket with Object Lock)`
             : `the immutable target(s) ${configured.immutable.map((t) => t.name).join(', ')} hold no current verified snapshot: run the plan and fix them`,
     },
     {

@@ -8,6 +8,7 @@ import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { stringify } from 'yaml';
 import { exited, freePort, runCli, scratchDir, startCli, waitFor } from '../../testing/helpers.js';
+import { VaultServer } from '../vault/server.js';
 
 test('daemon: plan run via the API, status, audit and metrics', { timeout: 120_000 }, async () => {
   const { dir, cleanup } = scratchDir('bulwark-plan-daemon-');
@@ -15,6 +16,11 @@ test('daemon: plan run via the API, status, audit and metrics', { timeout: 120_0
   writeFileSync(join(dir, 'data', 'f'), randomBytes(200_000));
   writeFileSync(join(dir, 'pw'), 'pw');
   const port = await freePort();
+  // The immutable copy sits on a vault (append-only, with retention): a local directory cannot enforce a lock, so the audit would not count it.
+  const token = randomBytes(16).toString('hex');
+  writeFileSync(join(dir, 'tok'), token);
+  const vault = new VaultServer({ root: join(dir, 'vault'), tokens: [{ name: 'c', token, role: 'client' }], appendOnly: true, retentionMs: 86_400_000 });
+  const addr = await vault.listen('127.0.0.1:0');
   writeFileSync(
     join(dir, 'bulwark.yaml'),
     stringify({
@@ -27,7 +33,7 @@ test('daemon: plan run via the API, status, audit and metrics', { timeout: 120_0
           schedule: '0 3 * * *',
           targets: [
             { name: 'disk', repo: './r-disk', media: 'hdd' },
-            { name: 'usb', repo: './r-usb', media: 'usb', offsite: true, immutable: '1d' },
+            { name: 'usb', repo: `vault://${addr}/app`, media: 'usb', offsite: true, immutable: '1d', token_file: 'tok' },
           ],
         },
       },
@@ -66,6 +72,7 @@ test('daemon: plan run via the API, status, audit and metrics', { timeout: 120_0
   } finally {
     up.kill('SIGTERM');
     await exited(up);
+    await vault.close();
     cleanup();
   }
 });
