@@ -3,7 +3,7 @@
 // of the same name), must never create, modify or re-permission anything outside --target.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { existsSync, mkdirSync, statSync, writeFileSync, chmodSync } from 'node:fs';
+import { existsSync, lstatSync, mkdirSync, readFileSync, statSync, symlinkSync, writeFileSync, chmodSync } from 'node:fs';
 import { join } from 'node:path';
 import { scratchDir } from '../testing/helpers.js';
 import { LocalBackend } from './backends/local.js';
@@ -59,6 +59,30 @@ test('restore: a snapshot with "..", "/" or duplicate names writes nothing outsi
     for (const bad of ['..', '../escaped-file', 'a/../../escaped-slash', 'v']) {
       assert.ok(r.errors.some((e) => e.message.includes(JSON.stringify(bad))), `error names ${bad}: ${JSON.stringify(r.errors)}`);
     }
+  } finally {
+    cleanup();
+  }
+});
+
+test('restore: a directory of the snapshot that is a symlink in --target is replaced, never written through', async () => {
+  const { dir, cleanup } = scratchDir('bulwark-restore-safety-');
+  try {
+    const src = join(dir, 'data');
+    mkdirSync(join(src, 'etc'), { recursive: true });
+    writeFileSync(join(src, 'etc', 'passwd'), 'from the snapshot\n');
+    const repo = await engine.initRepository(new LocalBackend(join(dir, 'repo')), PW);
+    await engine.createSnapshot([repo], [src]);
+    const outside = join(dir, 'outside');
+    mkdirSync(outside);
+    writeFileSync(join(outside, 'passwd'), 'outside\n');
+    const target = join(dir, 'out');
+    mkdirSync(join(target, 'data'), { recursive: true });
+    symlinkSync(outside, join(target, 'data', 'etc')); // left by an earlier restore, or planted
+    const r = await engine.restore(repo, 'latest', { target });
+    assert.deepEqual(r.errors, []);
+    assert.equal(readFileSync(join(outside, 'passwd'), 'utf8'), 'outside\n', 'restore wrote through a symlink outside the target');
+    assert.ok(lstatSync(join(target, 'data', 'etc')).isDirectory());
+    assert.equal(readFileSync(join(target, 'data', 'etc', 'passwd'), 'utf8'), 'from the snapshot\n');
   } finally {
     cleanup();
   }

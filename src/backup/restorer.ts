@@ -161,6 +161,13 @@ export async function restoreSnapshot(repo: Repository, snap: SnapshotInfo, opts
       if (m === 'no') continue;
       const path = join(root, r);
       if (node.type === 'dir') {
+        // Whatever is there and not a directory (a symlink above all: writing through it would
+        // land outside the target) is replaced.
+        try {
+          if (!lstatSync(path).isDirectory()) rmSync(path, { force: true });
+        } catch {
+          /* nothing there */
+        }
         mkdirSync(path, { recursive: true });
         dirs.push({ path, node, depth });
         res.dirs++;
