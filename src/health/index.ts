@@ -149,7 +149,7 @@ export class Health implements Subsystem {
               hint: `known services: ${Object.keys(this.#config.services).join(', ') || '(none)'}`,
             });
           }
-          if (!entry || !svc.backends.some((b) => b.name === node)) {
+          if (!svc.backends.some((b) => b.name === node)) {
             throw new BulwarkError('BULWARK_HEALTH_UNKNOWN_NODE', `service '${service}' has no backend named '${node}'`, {
               httpStatus: 404,
               hint: `backends of ${service}: ${svc.backends.map((b) => b.name).join(', ')}`,
@@ -161,6 +161,7 @@ export class Health implements Subsystem {
               hint: `add heartbeat: { ttl: 3s } to services.${service} in the config`,
             });
           }
+          if (!entry) throw new BulwarkError('BULWARK_HEALTH_UNKNOWN_NODE', `node '${node}' of service '${service}' is not tracked yet (config reloading?)`, { httpStatus: 404 });
           const body = await ctx.body();
           let status: 'up' | 'down' = 'up';
           let message = '';

@@ -192,3 +192,18 @@ test('upgrade requests: a backend that accepts and never answers the upgrade is 
     await new Promise((r) => silent.close(r));
   }
 });
+
+test('heartbeats: a known node of a service without heartbeat: (and without health:) gets 409 BULWARK_HEALTH_NO_HEARTBEAT, not 404', async () => {
+  const plane = await startPlane({ services: { web: { listen: '127.0.0.1:0', backends: [{ name: 'b', address: '127.0.0.1:9' }] } } });
+  try {
+    const res = await fetch(`${plane.apiBase}/v1/heartbeat/web/b`, { method: 'POST' });
+    const body = (await res.json()) as { error?: { code?: string }; code?: string };
+    assert.equal(res.status, 409);
+    assert.match(JSON.stringify(body), /BULWARK_HEALTH_NO_HEARTBEAT/);
+    const unknown = await fetch(`${plane.apiBase}/v1/heartbeat/web/nope`, { method: 'POST' });
+    await unknown.text();
+    assert.equal(unknown.status, 404);
+  } finally {
+    await plane.stop();
+  }
+});
