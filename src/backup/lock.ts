@@ -4,6 +4,7 @@
 import { randomBytes } from 'node:crypto';
 import { hostname } from 'node:os';
 import { BulwarkError } from '../core/errors.js';
+import { isNotFound } from './backend.js';
 import type { Repository } from './repository.js';
 
 export type LockKind = 'shared' | 'exclusive';
@@ -73,8 +74,13 @@ export class RepoLock {
 
   async #conflicts(): Promise<LockInfo | undefined> {
     const host = hostname();
-    for (const { name, info } of await readLocks(this.#repo)) {
+    // A lock that vanished between the listing and its read was most likely refreshed (its
+    // holder wrote a new file, then deleted the old one): list again, or we miss a live holder.
+    let locks = await readLocks(this.#repo);
+    for (let i = 0; i < 10 && locks.some((l) => l.vanished && l.name !== this.#name); i++) locks = await readLocks(this.#repo);
+    for (const { name, info, vanished } of locks) {
       if (name === this.#name) continue;
+      if (vanished && this.#kind === 'exclusive') return { host: 'unknown', pid: 0, kind: 'shared', time: new Date().toISOString(), op: 'a lock that keeps being replaced' };
       if (!info) continue;
       if (isStale(info, Date.now(), host)) {
         await this.#repo.backend.remove({ type: 'locks', name });
@@ -115,13 +121,14 @@ export class RepoLock {
   }
 }
 
-export async function readLocks(repo: Repository): Promise<{ name: string; info: LockInfo | undefined }[]> {
-  const out: { name: string; info: LockInfo | undefined }[] = [];
+export async function readLocks(repo: Repository): Promise<{ name: string; info: LockInfo | undefined; vanished?: boolean }[]> {
+  const out: { name: string; info: LockInfo | undefined; vanished?: boolean }[] = [];
   for await (const f of repo.backend.list('locks')) {
     try {
       out.push({ name: f.name, info: JSON.parse((await repo.loadSealed('locks', f.name, 'lock')).toString('utf8')) as LockInfo });
-    } catch {
-      out.push({ name: f.name, info: undefined }); // vanished or damaged: not a holder we can honour
+    } catch (err) {
+      // damaged: not a holder we can honour; vanished: deleted since the listing (released, or refreshed under a new name)
+      out.push({ name: f.name, info: undefined, ...(isNotFound(err) ? { vanished: true } : {}) });
     }
   }
   return out;

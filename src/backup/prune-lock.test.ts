@@ -10,7 +10,7 @@ import { scratchDir } from '../testing/helpers.js';
 import { LocalBackend } from './backends/local.js';
 import type { Handle } from './backend.js';
 import * as engine from './engine.js';
-import { REFRESH_MS } from './lock.js';
+import { REFRESH_MS, RepoLock } from './lock.js';
 import { prng } from './testkit.js';
 
 process.env['BULWARK_SCRYPT_N'] = '1024';
@@ -60,6 +60,42 @@ test('prune: a lock lost mid-prune stops it before it deletes index files or pac
     // the repository is still whole
     const rep = await engine.check(repo, { readData: true });
     assert.deepEqual(rep.errors, []);
+  } finally {
+    cleanup();
+  }
+});
+
+/** Simulates a holder refreshing its lock (new file written, old deleted) exactly while another process reads the old one. */
+class RefreshingBackend extends LocalBackend {
+  refreshOnRead: ((name: string) => Promise<void>) | undefined;
+  override async read(h: Handle, offset?: number, length?: number): Promise<Buffer> {
+    if (h.type === 'locks' && this.refreshOnRead) {
+      const f = this.refreshOnRead;
+      this.refreshOnRead = undefined;
+      await f(h.name);
+    }
+    return super.read(h, offset, length);
+  }
+}
+
+test('locks: a shared lock refreshed between prune listing and reading it still blocks prune', async () => {
+  const { dir, cleanup } = scratchDir('bulwark-prune-lock-');
+  try {
+    const backend = new RefreshingBackend(join(dir, 'repo'));
+    const repo = await engine.initRepository(backend, PW);
+    const backup = await RepoLock.acquire(repo, 'shared', 'backup');
+    try {
+      backend.refreshOnRead = async (name) => {
+        // what RepoLock's refresh does: a new lock file first, then the old one deleted
+        const info = await repo.loadSealed('locks', name, 'lock');
+        await repo.saveSealed('locks', info, 'lock', 'feedface'.repeat(4));
+        await backend.remove({ type: 'locks', name });
+      };
+      await assert.rejects(engine.prune(repo), (e: Error & { code?: string }) => e.code === 'BULWARK_REPO_LOCKED' && /shared lock by pid/.test(e.message), 'prune ran beside a running backup');
+    } finally {
+      await backup.release();
+      await backend.remove({ type: 'locks', name: 'feedface'.repeat(4) });
+    }
   } finally {
     cleanup();
   }
