@@ -54,3 +54,9 @@ test('exec probe: exit 0 passes, a non-zero exit fails with its code and stderr,
   assert.deepEqual(await execProbe(target, { command: ['sleep', '5'] }, 200), { ok: false, detail: 'exec timeout after 200 ms' });
   assert.match((await execProbe(target, { command: ['/nonexistent/check'] }, 2000)).detail, /ENOENT/);
 });
+
+test('exec probe: a passing check that prints a lot (more than 64 KiB on stdout or stderr) still passes', async () => {
+  const target = { service: 'web', node: 'web-1', address: '127.0.0.1:9' };
+  assert.deepEqual(await execProbe(target, { command: [process.execPath, '-e', "process.stdout.write('x'.repeat(200000)); process.stderr.write('y'.repeat(200000))"] }, 5000), { ok: true, detail: 'exit 0' });
+  assert.deepEqual(await execProbe(target, { command: ['sh', '-c', 'head -c 200000 /dev/zero; echo last words >&2; exit 4'] }, 5000), { ok: false, detail: 'exit 4: last words' });
+});

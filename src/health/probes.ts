@@ -1,6 +1,6 @@
 // Owns probe I/O: one HTTP, TCP or exec check of one node, bounded by a timeout, answering
 // { ok, detail }. Each probe uses a fresh connection (a pooled one could hide a dead listener).
-import { execFile } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import { request } from 'node:http';
 import { connect } from 'node:net';
 import { parseHostPort } from '../core/config/types.js';
@@ -102,22 +102,35 @@ export function tcpProbe(address: string, timeout: number): Promise<ProbeResult>
 export function execProbe(target: ProbeTarget, exec: NonNullable<ProbeSpec['exec']>, timeout: number): Promise<ProbeResult> {
   const [cmd, ...args] = exec.command as [string, ...string[]];
   return new Promise((resolve) => {
-    execFile(
-      cmd,
-      args,
-      {
-        timeout,
-        killSignal: 'SIGKILL',
-        maxBuffer: MAX_BODY,
-        env: { ...process.env, ...exec.env, BULWARK_SERVICE: target.service, BULWARK_NODE: target.node, BULWARK_ADDRESS: target.address },
-      },
-      (err, _stdout, stderr) => {
-        if (!err) return resolve({ ok: true, detail: 'exit 0' });
-        const e = err as NodeJS.ErrnoException & { killed?: boolean; code?: number | string };
-        if (e.killed) return resolve({ ok: false, detail: `exec timeout after ${timeout} ms` });
-        const tail = String(stderr).trim().split('\n').pop()?.slice(0, 200) ?? '';
-        resolve({ ok: false, detail: typeof e.code === 'number' ? `exit ${e.code}${tail ? `: ${tail}` : ''}` : `exec ${errText(err)}` });
-      },
-    );
+    // stdout is discarded and only the tail of stderr kept: a passing check that prints a lot must
+    // still pass (execFile's maxBuffer would kill it and fail the probe).
+    const child = spawn(cmd, args, {
+      stdio: ['ignore', 'ignore', 'pipe'],
+      env: { ...process.env, ...exec.env, BULWARK_SERVICE: target.service, BULWARK_NODE: target.node, BULWARK_ADDRESS: target.address },
+    });
+    let stderr = '';
+    let done = false;
+    const finish = (r: ProbeResult): void => {
+      if (done) return;
+      done = true;
+      clearTimeout(timer);
+      resolve(r);
+    };
+    const timer = setTimeout(() => {
+      // Answer at once: a grandchild still holding stderr open must not stretch the probe past its timeout.
+      child.kill('SIGKILL');
+      child.stderr?.destroy();
+      finish({ ok: false, detail: `exec timeout after ${timeout} ms` });
+    }, timeout);
+    child.stderr?.setEncoding('utf8');
+    child.stderr?.on('data', (d: string) => {
+      stderr = (stderr + d).slice(-4096);
+    });
+    child.once('error', (err) => finish({ ok: false, detail: `exec ${errText(err)}` }));
+    child.once('close', (code) => {
+      if (code === 0) return finish({ ok: true, detail: 'exit 0' });
+      const tail = stderr.trim().split('\n').pop()?.slice(0, 200) ?? '';
+      finish({ ok: false, detail: typeof code === 'number' ? `exit ${code}${tail ? `: ${tail}` : ''}` : `exec killed by ${child.signalCode ?? 'a signal'}` });
+    });
   });
 }
