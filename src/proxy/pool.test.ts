@@ -135,3 +135,16 @@ test('draining backends take no new requests', () => {
   (p.find('a') as Backend).draining = true;
   assert.deepEqual(counts(p, 10), { b: 10 });
 });
+
+test('outlier ejection: the backoff is forgotten after a backend has stayed in rotation longer than max_ejection (health never marked it down)', () => {
+  const p = pool({ backends: [['a'], ['b'], ['c'], ['d']] });
+  const a = p.find('a') as Backend;
+  p.failure(a, 'x', T0);
+  assert.equal(p.failure(a, 'x', T0)?.until, T0 + 1000);
+  p.failure(a, 'x', T0 + 2000);
+  assert.equal(p.failure(a, 'x', T0 + 2000)?.until, T0 + 2000 + 2000, 'a relapse soon after doubles');
+  // An hour of good service later (no health transition in between), a new incident starts from base_ejection.
+  const later = T0 + 3_600_000;
+  p.failure(a, 'x', later);
+  assert.equal(p.failure(a, 'x', later)?.until, later + 1000);
+});

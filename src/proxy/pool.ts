@@ -322,6 +322,10 @@ export class Pool {
     if (ejectedNow + 1 > maxEjected) {
       return { ejected: false, until: 0, reason: `${reason}; not ejected: ${ejectedNow} of ${this.backends.length} backends already ejected (max_ejected_percent)`, detectionMs, capped: true };
     }
+    // A backend that stayed in rotation longer than max_ejection since its last ejection starts a new
+    // incident from base_ejection (healed() only runs when health marks it up, which a backend that
+    // health never saw down never gets).
+    if (b.ejections > 0 && now - b.ejectedUntil > p.maxEjection) b.ejections = 0;
     const backoff = Math.min(p.maxEjection, p.baseEjection * 2 ** Math.min(b.ejections, 20));
     b.ejections++;
     b.ejectedUntil = now + backoff;
