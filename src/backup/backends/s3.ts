@@ -213,6 +213,12 @@ export class S3Backend implements Backend {
 /** Builds an S3 backend from `s3://bucket/prefix?endpoint=URL&region=R&path_style=true`; credentials from opts, else the SDK chain (environment). */
 export function s3FromUrl(url: URL, opts: { credentials?: { accessKeyId: string; secretAccessKey: string } | undefined } = {}): S3Backend {
   const bucket = url.hostname;
+  if (url.username || url.password) {
+    // Never echo the URL: what is before the @ is probably an access key and its secret.
+    throw new BulwarkError('BULWARK_BACKEND_URL', `the s3 URL for bucket '${bucket}' carries credentials before the bucket`, {
+      hint: 'keys in a URL end up in argv, shell history, logs and run records: use access_key_id_file and secret_access_key_file (or AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY)',
+    });
+  }
   if (!/^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$/.test(bucket)) {
     throw new BulwarkError('BULWARK_BACKEND_URL', `'${bucket}' in ${url.href} is not a valid bucket name`, { hint: 'bucket names are 3-63 lowercase letters, digits, dots and dashes: s3://bucket/prefix' });
   }

@@ -161,6 +161,12 @@ export class VaultBackend implements Backend {
 
 /** Builds a vault backend from `vault://host:port/name[?ca=FILE|tls=1]`; the token from opts, else BULWARK_VAULT_TOKEN. */
 export function vaultFromUrl(url: URL, opts: { token?: string | undefined } = {}, readFile: (p: string) => Buffer): VaultBackend {
+  if (url.username || url.password) {
+    // Never echo the URL: what is before the @ is probably the token.
+    throw new BulwarkError('BULWARK_BACKEND_URL', `the vault URL for ${url.host}${url.pathname} carries credentials before the host`, {
+      hint: 'a token in a URL ends up in argv, shell history, logs and run records: use token_file on the target (or BULWARK_VAULT_TOKEN), and vault://host:port/name',
+    });
+  }
   const name = decodeURIComponent(url.pathname.replace(/^\/+|\/+$/g, ''));
   if (!/^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$/.test(name)) {
     throw new BulwarkError('BULWARK_BACKEND_URL', `vault URL ${url.href} needs one repository name after the address`, { hint: 'use vault://host:port/name' });

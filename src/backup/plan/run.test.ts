@@ -189,3 +189,32 @@ test('retention per target: a mutable target forgets and prunes; an immutable va
     scratch.cleanup();
   }
 });
+
+test('a target URL carrying credentials is refused, and the credentials appear nowhere in the run result', async () => {
+  const scratch = scratchDir('bulwark-plan-creds-');
+  try {
+    mkdirSync(join(scratch.dir, 'data'));
+    writeFileSync(join(scratch.dir, 'data', 'f'), 'x');
+    writeFileSync(join(scratch.dir, 'pw'), 'pw');
+    writeFileSync(join(scratch.dir, 'tok'), 'a-real-token-0123456789');
+    const cfg = configSchema.parse({
+      backups: {
+        app: {
+          paths: ['./data'],
+          password_file: 'pw',
+          targets: [
+            { name: 'disk', repo: './r', media: 'hdd' },
+            { name: 'vault', repo: 'vault://sekrit-vault-token-42@127.0.0.1:1/app', media: 'vault', token_file: 'tok' },
+            { name: 'bucket', repo: 's3://AKIAEXAMPLEKEY:sekrit-s3-secret-42@plan-bucket/app?endpoint=http://127.0.0.1:1', media: 'object-storage' },
+          ],
+        },
+      },
+    });
+    const r = await runPlan('app', cfg.backups['app'] as BackupPlanConfig, { baseDir: scratch.dir, retry: { attempts: 1 } });
+    assert.deepEqual(r.targets.map((t) => [t.target, t.ok, t.error?.code]), [['disk', true, undefined], ['vault', false, 'BULWARK_BACKEND_URL'], ['bucket', false, 'BULWARK_BACKEND_URL']]);
+    const text = JSON.stringify(r);
+    assert.ok(!/sekrit/.test(text), `credentials leak into the run result: ${text}`);
+  } finally {
+    scratch.cleanup();
+  }
+});

@@ -14,7 +14,7 @@ import type { Backend } from '../backend.js';
 import { archive, type ArchiveProgress, initRepository, openRepository, prune, type Repository, type BlobSink, type PreparedBlob, type SnapshotInfo, type SnapshotSummary } from '../engine.js';
 import { selectForget, type RetentionPolicy } from '../forget.js';
 import { RepoLock } from '../lock.js';
-import { openTarget, targetPassword, type OpenTargetOptions } from './targets.js';
+import { openTarget, redactUrl, targetPassword, type OpenTargetOptions } from './targets.js';
 
 export interface TargetError {
   code: string;
@@ -155,7 +155,7 @@ export async function runPlan(name: string, plan: BackupPlanConfig, opts: RunPla
   const live: Live[] = plan.targets.map((cfg) => ({
     cfg,
     started: clock.now(),
-    result: { target: cfg.name, location: cfg.repo, ok: false, initialized: false, bytesStored: 0, durationMs: 0 },
+    result: { target: cfg.name, location: redactUrl(cfg.repo), ok: false, initialized: false, bytesStored: 0, durationMs: 0 },
   }));
   const fail = (l: Live, err: unknown): void => {
     if (l.result.error) return;

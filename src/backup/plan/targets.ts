@@ -19,6 +19,15 @@ export interface OpenTargetOptions {
   retry?: { baseDelayMs?: number; maxDelayMs?: number; attempts?: number };
 }
 
+/** A repository URL without credentials before its '@' (they never reach results, records or output); an sftp:// user name stays. */
+export function redactUrl(repo: string): string {
+  return repo.replace(/^([a-zA-Z][a-zA-Z0-9+.-]*):\/\/([^/?#@]*)@/, (_m, scheme: string, info: string) => {
+    const user = scheme.toLowerCase() === 'sftp' ? (info.split(':')[0] ?? '') : '';
+    if (!user) return `${scheme}://***@`;
+    return info.includes(':') ? `${scheme}://${user}:***@` : `${scheme}://${user}@`;
+  });
+}
+
 function readFileAt(baseDir: string, what: string): (p: string) => Buffer {
   return (p) => {
     try {
@@ -42,7 +51,7 @@ export async function openTargetBackend(plan: string, t: BackupTargetConfig, bas
     try {
       url = new URL(t.repo);
     } catch (err) {
-      throw new BulwarkError('BULWARK_BACKEND_URL', `${what}.repo: malformed URL ${t.repo}`, { cause: err });
+      throw new BulwarkError('BULWARK_BACKEND_URL', `${what}.repo: malformed URL ${redactUrl(t.repo)}`, { cause: err });
     }
   }
   if (scheme === 'sftp' && url) {
