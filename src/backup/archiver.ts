@@ -328,7 +328,12 @@ export async function archive(opts: ArchiveOptions): Promise<ArchiveResult> {
       return undefined;
     }
     summary.filesNew++;
-    return { ...node, content: r.content, sizes: r.sizes };
+    // The size is what was read, not what lstat said before: a file that grew or shrank meanwhile
+    // would otherwise restore with a zero tail or fail --verify.
+    let size = 0;
+    for (const n of r.sizes) size += n;
+    summary.bytes += size - node.size;
+    return { ...node, size, content: r.content, sizes: r.sizes };
   };
 
   /** Walks a directory (dispatching its files) and resolves once the walk is done; `tree` completes later. */

@@ -87,3 +87,18 @@ test('restore: a directory of the snapshot that is a symlink in --target is repl
     cleanup();
   }
 });
+
+test('backup: a file whose length differs from what lstat said (here a /proc file: lstat says 0) is recorded at the length read, and restores with --verify', async () => {
+  const { dir, cleanup } = scratchDir('bulwark-restore-safety-');
+  try {
+    const repo = await engine.initRepository(new LocalBackend(join(dir, 'repo')), PW);
+    const res = await engine.createSnapshot([repo], ['/proc/self/mountinfo']);
+    assert.deepEqual(res.errors, []);
+    const target = join(dir, 'out');
+    const r = await engine.restore(repo, 'latest', { target, verify: true });
+    assert.deepEqual(r.errors, []);
+    assert.ok(statSync(join(target, 'mountinfo')).size > 0);
+  } finally {
+    cleanup();
+  }
+});
