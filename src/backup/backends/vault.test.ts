@@ -281,3 +281,21 @@ test('vault: a write that failed after recording its lock does not cap the lock 
     await v.stop();
   }
 });
+
+test('vault: a lock side file that does not parse keeps the file locked (fail closed), it does not unlock it', async () => {
+  const v = await startVault({ appendOnly: true });
+  const client = v.client(CLIENT);
+  const admin = v.client(ADMIN);
+  try {
+    await client.create();
+    const h = { type: 'snapshots' as const, name: randomBytes(32).toString('hex') };
+    await client.write(h, Buffer.from('snap'), { retainUntil: Date.now() + 3_600_000 });
+    writeFileSync(join(v.dir, 'laptop', '.vault-retain', `snapshots_${h.name}`), 'garbage'); // a damaged side file
+    await assert.rejects(admin.remove(h), (e: Error & { code?: string }) => e.code === 'BULWARK_BACKEND_REFUSED');
+    assert.equal((await admin.read(h)).toString(), 'snap');
+  } finally {
+    await client.close();
+    await admin.close();
+    await v.stop();
+  }
+});

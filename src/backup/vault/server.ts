@@ -309,9 +309,15 @@ export class VaultServer {
         }
         let retainUntil: number | undefined;
         try {
-          retainUntil = Number(await fs.readFile(this.#metaPath(repoName, h), 'utf8'));
-        } catch {
-          retainUntil = undefined;
+          const text = await fs.readFile(this.#metaPath(repoName, h), 'utf8');
+          retainUntil = /^\d+$/.test(text.trim()) ? Number(text.trim()) : Number.POSITIVE_INFINITY;
+        } catch (err) {
+          retainUntil = (err as NodeJS.ErrnoException).code === 'ENOENT' ? undefined : Number.POSITIVE_INFINITY;
+        }
+        if (retainUntil === Number.POSITIVE_INFINITY) {
+          // Fail closed: a lock that cannot be read is not an expired lock.
+          this.#opts.log?.('delete refused', { repo: repoName, file: filePath(h), token: tok.name, reason: 'unreadable retention side file' });
+          throw new HttpError(403, 'BULWARK_BACKEND_REFUSED', `delete of ${filePath(h)} refused: its retention lock record cannot be read (fix or remove it on the vault box by hand)`);
         }
         const d = mayDelete({
           appendOnly: this.#opts.appendOnly,
