@@ -102,3 +102,27 @@ test('backup: a file whose length differs from what lstat said (here a /proc fil
     cleanup();
   }
 });
+
+test('restore: a hard link to a file that failed to restore is reported, not silently linked to the broken file', async () => {
+  const { dir, cleanup } = scratchDir('bulwark-restore-safety-');
+  try {
+    const repo = await engine.initRepository(new LocalBackend(join(dir, 'repo')), PW);
+    const sink = repo.sink();
+    const data = prepare(BLOB_DATA, Buffer.from('stored'));
+    await sink.add(data);
+    const data2 = prepare(BLOB_DATA, Buffer.from('second'));
+    await sink.add(data2);
+    // first chunk written (so the file gets created), second fails (its recorded length is wrong)
+    const linked = (name: string): TreeNode => ({ ...base, name, type: 'file', size: 11, inode: 77, links: 2, content: [data.sha.toString('hex'), data2.sha.toString('hex')], sizes: [6, 5] });
+    const rootTree = prepareTree({ nodes: [linked('a'), linked('b')] });
+    await sink.add(rootTree);
+    await sink.flush();
+    await repo.saveSnapshot({ version: 1, time: new Date().toISOString(), host: 'h', user: 'u', paths: ['/x'], tags: [], tree: rootTree.sha.toString('hex'), parent: null, summary: { files: 0, dirs: 0, bytes: 0, filesNew: 0, filesUnchanged: 0, bytesRead: 0, blobsAdded: 0, bytesStored: 0, errors: 0, skipped: 0, durationMs: 0 } });
+    const target = join(dir, 'out');
+    const r = await engine.restore(repo, 'latest', { target });
+    const paths = r.errors.map((e) => e.path).sort();
+    assert.deepEqual(paths, [join(target, 'a'), join(target, 'b')], JSON.stringify(r.errors));
+  } finally {
+    cleanup();
+  }
+});

@@ -341,6 +341,10 @@ export async function restoreSnapshot(repo: Repository, snap: SnapshotInfo, opts
 
   for (const h of hardlinks) {
     const first = files[h.first] as FileItem;
+    if (first.failed) {
+      fail(h.path, `hard link to ${first.path}, which did not restore: ${first.failed}`);
+      continue;
+    }
     try {
       rmSync(h.path, { force: true });
       linkSync(first.path, h.path);
