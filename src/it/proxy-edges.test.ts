@@ -207,3 +207,44 @@ test('heartbeats: a known node of a service without heartbeat: (and without heal
     await plane.stop();
   }
 });
+
+test('reload: a backend removed and re-added while it still drains takes traffic again (it was left draining, then dropped)', async () => {
+  let release: () => void = () => {};
+  const held = new Promise<void>((r) => (release = r));
+  let got = 0;
+  const b = createHttpServer((_req, res) => {
+    got++;
+    if (got === 1) void held.then(() => res.end('b'));
+    else res.end('b');
+  });
+  const bAddr = await listen(b);
+  const other = createHttpServer((_req, res) => res.end('other'));
+  const otherAddr = await listen(other);
+  const svc = (backends: Array<{ name: string; address: string }>): Record<string, unknown> => ({ web: { listen: '127.0.0.1:0', backends, drain_timeout: '30s' } });
+  const plane = await startPlane({ services: svc([{ name: 'b', address: bAddr }]) });
+  const { configSchema } = await import('../core/config/schema.js');
+  const reload = async (backends: Array<{ name: string; address: string }>): Promise<void> => {
+    const cfg = plane.daemon.config;
+    await plane.daemon.reload({ config: configSchema.parse({ api: cfg.api, state_dir: cfg.state_dir, services: svc(backends) }), file: 'reload.yaml', baseDir: '.' });
+  };
+  const fetchText = async (addr: string): Promise<string> => (await fetch(`http://${addr}/`)).text();
+  try {
+    const addr = plane.proxyAddress('web');
+    const inflight = fetchText(addr);
+    while (got === 0) await new Promise((r) => setTimeout(r, 10));
+    await reload([{ name: 'other', address: otherAddr }]);
+    await reload([{ name: 'b', address: bAddr }]);
+    release();
+    assert.equal(await inflight, 'b');
+    await new Promise((r) => setTimeout(r, 300)); // past the drain check (every 100 ms)
+    const st = plane.daemon.status().subsystems['proxy'] as { rows: Array<{ backend: string; state: string }> };
+    assert.deepEqual(st.rows.map((r) => [r.backend, r.state]), [['b', 'unknown']]);
+    assert.equal(await fetchText(addr), 'b');
+  } finally {
+    await plane.stop();
+    for (const s of [b, other]) {
+      s.closeAllConnections();
+      await new Promise((r) => s.close(r));
+    }
+  }
+});

@@ -341,6 +341,8 @@ export class Proxy implements Subsystem {
         this.#drain(rt, b);
         continue;
       }
+      // Re-added while still draining (removed by an earlier reload): back in rotation, the drain is cancelled.
+      if (b.draining) b.draining = false;
       b.weight = bc.weight;
       b.standby = bc.standby;
       const moved = bc.address !== b.address;
@@ -375,6 +377,10 @@ export class Proxy implements Subsystem {
     this.#draining.add(entry);
     const deadline = this.#deps.clock.now() + rt.cfg.drain_timeout;
     const check = (): void => {
+      if (!b.draining) {
+        this.#draining.delete(entry);
+        return;
+      }
       if (b.inFlight > 0 && this.#deps.clock.now() < deadline) {
         this.#later(100, check);
         return;
