@@ -8,7 +8,7 @@ import { readdirSync, rmSync, writeFileSync, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { scratchDir } from '../testing/helpers.js';
 import { LocalBackend } from './backends/local.js';
-import type { Handle } from './backend.js';
+import type { FileInfo, FileType, Handle } from './backend.js';
 import * as engine from './engine.js';
 import { REFRESH_MS, RepoLock } from './lock.js';
 import { prng } from './testkit.js';
@@ -96,6 +96,56 @@ test('locks: a shared lock refreshed between prune listing and reading it still 
       await backup.release();
       await backend.remove({ type: 'locks', name: 'feedface'.repeat(4) });
     }
+  } finally {
+    cleanup();
+  }
+});
+
+/** A real local backend that can fail index deletions (a crash inside prune) and list index files in a chosen order (backends list in any order). */
+class CrashingBackend extends LocalBackend {
+  failIndexRemove = false;
+  indexFirst: string | undefined;
+  override async remove(h: Handle): Promise<void> {
+    if (this.failIndexRemove && h.type === 'index') throw new Error('simulated crash');
+    return super.remove(h);
+  }
+  override async *list(type: FileType): AsyncIterable<FileInfo> {
+    const all: FileInfo[] = [];
+    for await (const f of super.list(type)) all.push(f);
+    if (type === 'index' && this.indexFirst) all.sort((a, b) => (a.name === this.indexFirst ? -1 : b.name === this.indexFirst ? 1 : 0));
+    yield* all;
+  }
+}
+
+test('prune after a prune interrupted before deleting the old index: a pack listed twice with different blobs keeps every live blob', async () => {
+  const { dir, cleanup } = scratchDir('bulwark-prune-lock-');
+  try {
+    const src = join(dir, 'd');
+    mkdirSync(src);
+    const backend = new CrashingBackend(join(dir, 'repo'));
+    const repo = await engine.initRepository(backend, PW);
+    writeFileSync(join(src, 'a'), prng(1, 300 * 1024));
+    writeFileSync(join(src, 'b'), prng(2, 100 * 1024));
+    await engine.createSnapshot([repo], [src]); // one data pack: a, b
+    rmSync(join(src, 'b'));
+    await engine.createSnapshot([repo], [src]);
+    await engine.forget(repo, { last: 1 }); // b is now unused; its pack is kept (mostly live)
+    const before = new Set(readdirSync(join(dir, 'repo/index')));
+    backend.failIndexRemove = true;
+    await assert.rejects(engine.prune(repo), /simulated crash/);
+    backend.failIndexRemove = false;
+    const written = readdirSync(join(dir, 'repo/index')).filter((n) => !before.has(n));
+    assert.equal(written.length, 1, 'the interrupted prune wrote its new index');
+    // A backup now finds b indexed (by the old index file) and stores nothing new for it.
+    writeFileSync(join(src, 'b'), prng(2, 100 * 1024));
+    await engine.createSnapshot([repo], [src]);
+    backend.indexFirst = written[0];
+    await engine.prune(repo);
+    backend.indexFirst = undefined;
+    const rep = await engine.check(repo, { readData: true });
+    assert.deepEqual(rep.errors, []);
+    const r = await engine.restore(repo, 'latest', { target: join(dir, 'out'), verify: true });
+    assert.deepEqual(r.errors, []);
   } finally {
     cleanup();
   }

@@ -36,7 +36,22 @@ export async function pruneRepository(repo: Repository, opts: PruneOptions = {})
   const oldIndexFiles = [...repo.indexFiles];
   // Every pack's entries (from the index files).
   const packs = new Map<string, { size: number; entries: BlobEntry[] }>();
-  for (const f of oldIndexFiles) for (const p of await repo.readIndexFile(f)) if (!packs.has(p.id)) packs.set(p.id, { size: p.size, entries: p.entries });
+  // A pack may be listed by several index files with different blobs (a prune interrupted after
+  // writing its new index lists only the live ones, the old index all of them): take the union, or
+  // a blob whose only listing is in the second file is never counted as used and is dropped.
+  const seenEntries = new Set<string>();
+  for (const f of oldIndexFiles) {
+    for (const p of await repo.readIndexFile(f)) {
+      let known = packs.get(p.id);
+      if (!known) packs.set(p.id, (known = { size: p.size, entries: [] }));
+      for (const e of p.entries) {
+        const k = `${p.id}:${e.id.toString('hex')}:${e.offset}`;
+        if (seenEntries.has(k)) continue;
+        seenEntries.add(k);
+        known.entries.push(e);
+      }
+    }
+  }
 
   // Live blob ids.
   const live = new Set<string>();
