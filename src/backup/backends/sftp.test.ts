@@ -96,3 +96,14 @@ test('sftp: a password in the repository URL is refused (it would sit in argv an
     return true;
   });
 });
+
+test('sftp: a repository URL without host_key is refused (the server\'s identity would go unchecked: any host key accepted)', () => {
+  assert.throws(() => sftpFromUrl(new URL('sftp://backup@127.0.0.1:22/srv/repo?key=/k'), {}, () => Buffer.alloc(0)), (e: Error & { code?: string; hint?: string }) => {
+    assert.equal(e.code, 'BULWARK_BACKEND_URL');
+    assert.match(e.message, /host_key/);
+    assert.match(e.hint ?? '', /ssh-keygen -lf/);
+    return true;
+  });
+  const ok = sftpFromUrl(new URL('sftp://backup@127.0.0.1:22/srv/repo?host_key=SHA256:AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA'), {}, () => Buffer.alloc(0));
+  assert.equal(ok.location, 'sftp://backup@127.0.0.1:22/srv/repo');
+});

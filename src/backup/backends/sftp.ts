@@ -18,7 +18,7 @@ export interface SftpBackendOptions {
   privateKey?: Buffer | undefined;
   passphrase?: string | undefined;
   password?: string | undefined;
-  /** Expected host key as "SHA256:<base64>" (as ssh-keygen -lf prints it); unset = accept any (logged by the caller). */
+  /** Expected host key as "SHA256:<base64>" (as ssh-keygen -lf prints it); unset = accept any (only tests do: URLs require it). */
   hostKeySha256?: string | undefined;
   readyTimeoutMs?: number;
   /** An operation without an answer this long fails as unreachable; default 120 s. */
@@ -403,6 +403,12 @@ export function sftpFromUrl(url: URL, opts: { privateKey?: Buffer | undefined; h
       hint: 'a password in a URL ends up in argv, shell history and process lists: use key=FILE (or key_file in a plan target) instead',
     });
   }
+  const hostKeySha256 = opts.hostKeySha256 ?? url.searchParams.get('host_key') ?? undefined;
+  if (!hostKeySha256) {
+    throw new BulwarkError('BULWARK_BACKEND_URL', `sftp URL for ${username}@${url.host} gives no host_key: any server answering on that address would be accepted`, {
+      hint: 'add host_key (on the target, or ?host_key=SHA256:… in the URL) from `ssh-keygen -lf /etc/ssh/ssh_host_ed25519_key.pub` on the server',
+    });
+  }
   const keyFile = url.searchParams.get('key');
   let privateKey = opts.privateKey;
   if (!privateKey && keyFile) {
@@ -418,6 +424,6 @@ export function sftpFromUrl(url: URL, opts: { privateKey?: Buffer | undefined; h
     username,
     path,
     privateKey,
-    hostKeySha256: opts.hostKeySha256 ?? url.searchParams.get('host_key') ?? undefined,
+    hostKeySha256,
   });
 }
