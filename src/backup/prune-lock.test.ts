@@ -12,6 +12,9 @@ import type { FileInfo, FileType, Handle } from './backend.js';
 import * as engine from './engine.js';
 import { REFRESH_MS, RepoLock } from './lock.js';
 import { prng } from './testkit.js';
+import { prepare, prepareTree } from './repository.js';
+import { BLOB_DATA } from './format.js';
+import { MemIndex } from './memindex.js';
 
 process.env['BULWARK_SCRYPT_N'] = '1024';
 const PW = 'correct horse';
@@ -144,6 +147,41 @@ test('prune after a prune interrupted before deleting the old index: a pack list
     backend.indexFirst = undefined;
     const rep = await engine.check(repo, { readData: true });
     assert.deepEqual(rep.errors, []);
+    const r = await engine.restore(repo, 'latest', { target: join(dir, 'out'), verify: true });
+    assert.deepEqual(r.errors, []);
+  } finally {
+    cleanup();
+  }
+});
+
+test('prune: a blob stored twice whose first indexed copy is in a missing pack keeps the copy that exists', async () => {
+  const { dir, cleanup } = scratchDir('bulwark-prune-lock-');
+  try {
+    const backend = new CrashingBackend(join(dir, 'repo'));
+    const repo = await engine.initRepository(backend, PW);
+    const chunk = prepare(BLOB_DATA, prng(5, 64 * 1024));
+    // two backups stored the same chunk (each its own pack and index file)
+    const indexes: string[] = [];
+    for (let i = 0; i < 2; i++) {
+      const before = new Set(readdirSync(join(dir, 'repo/index')));
+      repo.index = new MemIndex(); // a backup that started before the other's index existed
+      const sink = repo.sink();
+      await sink.add(chunk);
+      await sink.flush();
+      indexes.push(...readdirSync(join(dir, 'repo/index')).filter((n) => !before.has(n)));
+    }
+    const treeSink = repo.sink();
+    const tree = prepareTree({ nodes: [{ name: 'f', type: 'file', mode: 0o644, uid: 0, gid: 0, mtime: '0', size: 64 * 1024, inode: 1, dev: 1, links: 1, content: [chunk.sha.toString('hex')], sizes: [64 * 1024] }] });
+    await treeSink.add(tree);
+    await treeSink.flush();
+    await repo.saveSnapshot({ version: 1, time: new Date().toISOString(), host: 'h', user: 'u', paths: ['/x'], tags: [], tree: tree.sha.toString('hex'), parent: null, summary: { files: 0, dirs: 0, bytes: 0, filesNew: 0, filesUnchanged: 0, bytesRead: 0, blobsAdded: 0, bytesStored: 0, errors: 0, skipped: 0, durationMs: 0 } });
+    // the first index file's copy is the one the index picks; its pack is lost
+    backend.indexFirst = indexes[0];
+    await repo.loadIndex();
+    const lost = repo.index.get(repo.idFor(chunk.sha))?.pack as string;
+    rmSync(join(dir, 'repo/data', lost.slice(0, 2), lost));
+    await engine.prune(repo);
+    backend.indexFirst = undefined;
     const r = await engine.restore(repo, 'latest', { target: join(dir, 'out'), verify: true });
     assert.deepEqual(r.errors, []);
   } finally {

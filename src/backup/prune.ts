@@ -69,7 +69,19 @@ export async function pruneRepository(repo: Repository, opts: PruneOptions = {})
   };
   for (const s of snaps) await walk(s.tree);
 
-  // Decide per pack. A live blob is kept at its canonical location (the in-memory index's choice).
+  // Decide per pack. A live blob is kept at one location: the first copy in a pack that exists
+  // (a blob stored twice must not be kept only in a pack that has gone missing while the good copy
+  // is deleted), else the in-memory index's choice.
+  const onDisk = new Map<string, number>();
+  for await (const f of repo.backend.list('data')) onDisk.set(f.name, f.size);
+  const keepAt = new Map<string, string>();
+  for (const [id, p] of packs) {
+    if (!onDisk.has(id)) continue;
+    for (const e of p.entries) {
+      const hex = e.id.toString('hex');
+      if (live.has(hex) && !keepAt.has(hex)) keepAt.set(hex, `${id}:${e.offset}`);
+    }
+  }
   const keepPacks: IndexPack[] = [];
   const repack: { id: string; blobs: BlobEntry[] }[] = [];
   const drop: string[] = [];
@@ -79,7 +91,8 @@ export async function pruneRepository(repo: Repository, opts: PruneOptions = {})
     for (const e of p.entries) {
       const hex = e.id.toString('hex');
       const loc = repo.index.get(e.id);
-      if (live.has(hex) && loc && loc.pack === id && loc.offset === e.offset) {
+      const at = keepAt.get(hex);
+      if (live.has(hex) && (at !== undefined ? at === `${id}:${e.offset}` : loc && loc.pack === id && loc.offset === e.offset)) {
         used.push(e);
         usedBytes += e.length;
       } else res.blobsRemoved++;
@@ -91,10 +104,10 @@ export async function pruneRepository(repo: Repository, opts: PruneOptions = {})
   }
   const indexed = new Set(packs.keys());
   const orphans: string[] = [];
-  for await (const f of repo.backend.list('data')) {
-    if (indexed.has(f.name)) continue;
-    orphans.push(f.name);
-    res.bytesFreed += f.size;
+  for (const [name, size] of onDisk) {
+    if (indexed.has(name)) continue;
+    orphans.push(name);
+    res.bytesFreed += size;
   }
   for (const id of drop) res.bytesFreed += packs.get(id)?.size ?? 0;
   log(`${snaps.length} snapshots, ${live.size} live blobs; ${drop.length} unused packs, ${repack.length} to repack, ${orphans.length} unindexed packs`);
