@@ -248,3 +248,38 @@ test('reload: a backend removed and re-added while it still drains takes traffic
     }
   }
 });
+
+test('upgrade requests: a client that sends its request and closes before the backend connection is up is not left hanging in a tunnel', async () => {
+  const sockets = new Set<Socket>();
+  const backend = createServer((s) => {
+    sockets.add(s);
+    s.on('error', () => undefined);
+  });
+  const addr = await listen(backend);
+  const plane = await startPlane({ services: { web: { listen: '127.0.0.1:0', backends: [{ name: 'b', address: addr }], timeouts: { response: 60_000 } } } });
+  const inFlight = (): number => (plane.daemon.status().subsystems['proxy'] as { rows: Array<{ in_flight: number }> }).rows[0]?.in_flight ?? -1;
+  try {
+    const [host, port] = plane.proxyAddress('web').split(':') as [string, string];
+    for (let i = 0; i < 5; i++) {
+      const outcome = await new Promise<string>((resolve) => {
+        const c = connect({ host, port: Number(port) }, () => c.end('GET /ws HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\nUpgrade: echo\r\n\r\n'));
+        const guard = setTimeout(() => {
+          c.destroy();
+          resolve('still open after 5 s');
+        }, 5000);
+        c.on('error', () => undefined);
+        c.on('close', () => {
+          clearTimeout(guard);
+          resolve('closed');
+        });
+      });
+      assert.equal(outcome, 'closed', `attempt ${i}`);
+    }
+    for (let i = 0; i < 50 && inFlight() !== 0; i++) await new Promise((r) => setTimeout(r, 20));
+    assert.equal(inFlight(), 0);
+  } finally {
+    await plane.stop();
+    for (const s of sockets) s.destroy();
+    await new Promise((r) => backend.close(r));
+  }
+});

@@ -436,12 +436,13 @@ export class HttpService {
       client.pipe(upstream);
       this.upgraded.add(client);
       // Either side finishing ends the tunnel (the sockets are half-open capable; nothing here needs that).
-      client.once('end', close);
+      // The client's end is watched from the start (below): it may come before the backend connects.
       upstream.once('end', close);
     });
     let done = false;
     let responseTimer: NodeJS.Timeout | undefined;
     const close = (): void => {
+      clearTimeout(timer);
       clearTimeout(responseTimer);
       if (done) return;
       done = true;
@@ -449,11 +450,13 @@ export class HttpService {
       this.upgraded.delete(client);
       client.destroy();
       upstream.destroy();
-      this.hooks.finished(b, 101, true, performance.now() - start);
+      this.hooks.finished(b, connected ? 101 : 499, true, performance.now() - start);
     };
+    client.once('end', close);
     upstream.once('error', (err: NodeJS.ErrnoException) => {
       if (connected) return close();
       clearTimeout(timer);
+      if (done) return;
       done = true;
       b.inFlight--;
       if (client.destroyed) {
@@ -472,9 +475,6 @@ export class HttpService {
     upstream.once('close', () => {
       if (connected) close();
     });
-    client.once('close', () => {
-      if (connected) close();
-      else upstream.destroy();
-    });
+    client.once('close', close);
   }
 }
