@@ -2,7 +2,7 @@
 // and API, reload on SIGHUP, graceful shutdown on SIGTERM/SIGINT with a deadline.
 import { ApiServer } from '../api/server.js';
 import { Daemon } from '../app/daemon.js';
-import { loadConfig, type LoadedConfig } from '../core/config/load.js';
+import { loadInstanceConfig, type LoadedConfig } from '../core/config/load.js';
 import { describeError } from '../core/errors.js';
 import type { Logger } from '../core/logger.js';
 import { readSecret } from '../core/secrets.js';
@@ -76,7 +76,7 @@ export async function startPlane(loaded: LoadedConfig, logger: Logger, opts: { l
   };
   const onHup = (): void => {
     try {
-      const next = loadConfig(loaded.file);
+      const next = loadInstanceConfig(loaded.file, loaded.instance?.name);
       void daemon.reload(next).then(
         () => logger.info({ config: loaded.file }, 'configuration reloaded'),
         (err: unknown) => logger.error({ err: describeError(err) }, 'reload failed; keeping the running configuration'),

@@ -75,6 +75,10 @@ export const ERROR_CODES = {
   // coord (leases and leader election)
   BULWARK_COORD_UNAVAILABLE: { exit: 1, summary: 'The coordination service (etcd) cannot be reached, so the leader lease cannot be taken or kept.' },
   BULWARK_COORD_LEASE_LOST: { exit: 1, summary: 'This instance lost the leader lease (expired, revoked, or etcd unreachable) and stopped acting as leader.' },
+  // cluster (Bulwark across hosts)
+  BULWARK_CLUSTER_CONFIG: { exit: 2, summary: 'The cluster: section does not fit the rest of the config (local coordination, an unknown instance, a node without an instance, a remote host outside cluster mode).' },
+  BULWARK_CLUSTER_INSTANCE: { exit: 2, summary: 'This process was not told which listed cluster instance it is (or was told one that is not listed).' },
+  BULWARK_CLUSTER_REMOTE: { exit: 1, summary: 'Another instance of the cluster could not be reached or refused a request.' },
   // db (PostgreSQL failover)
   BULWARK_DB_UNKNOWN: { exit: 2, summary: 'No database or node with that name is configured under databases.' },
   BULWARK_DB_TOOL_FAILED: { exit: 1, summary: 'A PostgreSQL tool (initdb, pg_ctl, pg_basebackup, pg_rewind) failed.' },

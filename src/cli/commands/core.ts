@@ -1,6 +1,7 @@
 // Owns the control-plane commands: up, validate, status, nines.
 import type { Command } from 'commander';
-import { loadConfig, parseConfigText } from '../../core/config/load.js';
+import { instanceName } from '../../core/config/cluster.js';
+import { loadConfig, loadInstanceConfig, parseConfigText } from '../../core/config/load.js';
 import { createLogger } from '../../core/logger.js';
 import { formatDuration, parseDuration, parsePercent } from '../../core/units.js';
 import { readFileSync } from 'node:fs';
@@ -16,8 +17,9 @@ export function registerCoreCommands(program: Command): void {
     .command('up')
     .description('run the control plane in the foreground (SIGTERM/SIGINT = graceful stop, SIGHUP = reload)')
     .requiredOption('-c, --config <file>', 'config file', 'bulwark.yaml')
-    .action(async (opts: { config: string }) => {
-      const loaded = loadConfig(opts.config);
+    .option('--instance <name>', 'cluster mode: which instance under cluster.instances this is (else BULWARK_INSTANCE)')
+    .action(async (opts: { config: string; instance?: string }) => {
+      const loaded = loadInstanceConfig(opts.config, instanceName(opts.instance));
       const logger = createLogger({ level: loaded.config.log?.level ?? 'info' });
       const plane = await startPlane(loaded, logger);
       setExitCode(await plane.done);
@@ -27,12 +29,15 @@ export function registerCoreCommands(program: Command): void {
     .command('validate')
     .description('check a config file: exit 0, or 1 listing every problem as file:line:column')
     .requiredOption('-c, --config <file>', 'config file', 'bulwark.yaml')
+    .option('--instance <name>', 'cluster mode: also check that this instance is listed (else BULWARK_INSTANCE, when set)')
     .option('--json', 'print the result as JSON')
-    .action((opts: { config: string; json?: boolean }) => {
+    .action((opts: { config: string; instance?: string; json?: boolean }) => {
       const file = resolve(opts.config);
+      const instance = instanceName(opts.instance);
       if (!opts.json) {
-        loadConfig(file); // throws with every problem listed
-        process.stdout.write(`${file}: ok\n`);
+        const loaded = loadConfig(file); // throws with every problem listed
+        if (instance !== undefined) loadInstanceConfig(file, instance);
+        process.stdout.write(`${file}: ok${loaded.config.cluster ? ` (cluster ${loaded.config.cluster.name}, ${loaded.config.cluster.instances.length} instance(s)${instance ? `, this one ${instance}` : ''})` : ''}\n`);
         return;
       }
       let text: string;

@@ -6,7 +6,8 @@ import { isMap, isPair, isScalar, LineCounter, parseDocument, type Document, typ
 import type { z } from 'zod';
 import { BulwarkError } from '../errors.js';
 import { readSecret } from '../secrets.js';
-import { configSchema, type BulwarkConfig } from './schema.js';
+import { bindInstance, clusterChecks } from './cluster.js';
+import { configSchema, type BulwarkConfig, type ClusterInstanceConfig } from './schema.js';
 import { isLoopbackHost, parseHostPort } from './types.js';
 
 export interface ConfigProblem {
@@ -22,6 +23,8 @@ export interface LoadedConfig {
   file: string;
   /** Directory relative paths in the config resolve against. */
   baseDir: string;
+  /** Cluster mode: the instance this process is (set by loadInstanceConfig). */
+  instance?: ClusterInstanceConfig | undefined;
 }
 
 type PathKey = string | number;
@@ -165,6 +168,7 @@ function crossChecks(config: BulwarkConfig, baseDir: string): Array<{ path: Path
     out.push({ path: ['api', 'listen'], message: `listening on ${config.api.listen} (beyond loopback) requires api.token_file or api.token_env` });
   }
   secret(out, baseDir, ['api'], { file: config.api.token_file, env: config.api.token_env }, 'token');
+  out.push(...clusterChecks(config));
 
   const listens = new Map<string, string>();
   const claim = (addr: string, path: PathKey[]): void => {
@@ -309,4 +313,15 @@ export function loadConfig(file: string): LoadedConfig {
   // state_dir, like every other path in the file, is relative to the config file's directory.
   const config = { ...r.config, state_dir: resolve(baseDir, r.config.state_dir) };
   return { config, file: abs, baseDir };
+}
+
+/**
+ * Loads a config for one running instance: in cluster mode `instance` (from --instance or
+ * BULWARK_INSTANCE) must name a listed instance, whose API address and state directory
+ * (state_dir/<instance>) the returned config uses. Outside cluster mode it is loadConfig.
+ */
+export function loadInstanceConfig(file: string, instance: string | undefined): LoadedConfig {
+  const loaded = loadConfig(file);
+  const bound = bindInstance(loaded.config, instance, loaded.file);
+  return { ...loaded, config: bound.config, instance: bound.instance };
 }

@@ -29,6 +29,8 @@ const backendSchema = z.strictObject({
   address: address(),
   standby: z.boolean().default(false),
   weight: z.number().int().min(0).max(1000).default(1),
+  /** The zone the backend runs in (cluster mode: instances prefer backends of their own zone). */
+  zone: z.string().optional(),
 });
 
 const passiveSchema = z.strictObject({
@@ -71,12 +73,17 @@ const serviceSchema = z.strictObject({
   }
 });
 
-// databases: (owned by failover/) — PostgreSQL clusters whose nodes run on this machine.
+// databases: (owned by failover/) — PostgreSQL clusters. Without cluster: every node runs on this
+// machine; in cluster mode each node names the Bulwark instance that runs beside it.
 const dbNodeSchema = z.strictObject({
   name: name(),
+  /** cluster mode: the instance (under cluster.instances) on whose host this node runs; only it touches data_dir. */
+  instance: name().optional(),
   host: z.string().default('127.0.0.1'),
   port: z.number().int().min(1).max(65535),
   data_dir: z.string(),
+  /** The zone of the node (default: its instance's zone). */
+  zone: z.string().optional(),
 });
 
 const databaseSchema = z.strictObject({
@@ -271,7 +278,22 @@ const sloSchema = z.strictObject({
   predicted: z.strictObject({ backend: percent().default(0.99), proxy: percent().default(0.9995) }).optional(),
 });
 
+// cluster: (owned by coord/) — every Bulwark instance of a deployment across hosts. The same file
+// is used on every host; each instance is told which one it is (--instance or BULWARK_INSTANCE).
+const instanceSchema = z.strictObject({
+  name: name(),
+  /** Where this instance's API listens (and where the others reach it). */
+  api: address(),
+  zone: z.string().optional(),
+});
+
+const clusterSchema = z.strictObject({
+  name: name(),
+  instances: z.array(instanceSchema).min(1, { message: 'expected at least one instance' }),
+});
+
 export const configSchema = z.strictObject({
+  cluster: clusterSchema.optional(),
   api: z
     .strictObject({
       listen: address().default('127.0.0.1:7070'),
@@ -308,6 +330,8 @@ export type BulwarkConfig = z.output<typeof configSchema>;
 export type ServiceConfig = z.output<typeof serviceSchema>;
 export type DatabaseConfig = z.output<typeof databaseSchema>;
 export type DatabaseNodeConfig = z.output<typeof dbNodeSchema>;
+export type ClusterConfig = z.output<typeof clusterSchema>;
+export type ClusterInstanceConfig = z.output<typeof instanceSchema>;
 export type CoordinationConfig = z.output<typeof configSchema>['coordination'];
 export type BackupPlanConfig = z.output<typeof planSchema>;
 export type BackupTargetConfig = z.output<typeof targetSchema>;
