@@ -8,10 +8,11 @@ import type { BulwarkConfig } from '../core/config/schema.js';
 import { describeError } from '../core/errors.js';
 import { EventBus } from '../core/events.js';
 import type { Logger } from '../core/logger.js';
-import type { Route, Subsystem, SubsystemDeps } from '../core/subsystem.js';
+import type { Route, Subsystem } from '../core/subsystem.js';
 import { VERSION } from '../core/version.js';
+import { createCoordination, type Coordination } from '../coord/index.js';
 import { SqliteStore } from '../store/sqlite.js';
-import { SUBSYSTEM_FACTORIES, type SubsystemFactory } from './subsystems.js';
+import { SUBSYSTEM_FACTORIES, type AppDeps, type SubsystemFactory } from './subsystems.js';
 
 export interface DaemonOptions {
   logger: Logger;
@@ -28,6 +29,8 @@ export class Daemon {
   readonly #factories: SubsystemFactory[];
   #loaded: LoadedConfig;
   #store: SqliteStore | undefined;
+  /** One coordination service per instance (leases, shared state), shared by every subsystem. */
+  #coord: Coordination | undefined;
   /** One slot per factory, in factory order: a factory that built nothing at start may build on reload. */
   #slots: Array<Subsystem | undefined> = [];
   #routesVersion = 0;
@@ -62,6 +65,7 @@ export class Daemon {
     this.#startedAt = this.#clock.now();
     const store = SqliteStore.open(this.#loaded.config.state_dir);
     this.#store = store;
+    this.#coord = createCoordination(this.#loaded.config.coordination, { clock: this.#clock, ...(this.#loaded.instance ? { identity: this.#loaded.instance.name } : {}) });
     (this.metrics.getSingleMetric('bulwark_up_since_seconds') as Gauge).set(Math.floor(this.#startedAt / 1000));
     this.#unsubscribe.push(
       this.events.on('audit.event', (e) => {
@@ -82,8 +86,10 @@ export class Daemon {
     return this.#slots.filter((s): s is Subsystem => s !== undefined);
   }
 
-  #deps(store: SqliteStore): SubsystemDeps {
+  #deps(store: SqliteStore): AppDeps {
     return {
+      instance: this.#loaded.instance,
+      coordination: this.#coord as Coordination,
       config: this.#loaded.config,
       baseDir: this.#loaded.baseDir,
       events: this.events,
@@ -132,6 +138,8 @@ export class Daemon {
       }
     }
     for (const u of this.#unsubscribe.splice(0)) u();
+    await this.#coord?.close().catch((err: unknown) => this.#logger.warn({ err: describeError(err) }, 'closing the coordination service failed'));
+    this.#coord = undefined;
     this.#store?.close();
     this.#store = undefined;
   }

@@ -1,5 +1,6 @@
 // Owns the list of subsystem factories the daemon builds from config. Each capability adds one
 // line here; a factory returns undefined when its section of the config is empty.
+import type { Coordination } from '../coord/index.js';
 import type { Subsystem, SubsystemDeps } from '../core/subsystem.js';
 import { createHealth } from '../health/index.js';
 import { createProxy } from '../proxy/index.js';
@@ -9,7 +10,12 @@ import { createSlo } from '../slo/subsystem.js';
 import { createPlans } from '../backup/plan/subsystem.js';
 import { createAudit } from '../audit/subsystem.js';
 
-export type SubsystemFactory = (deps: SubsystemDeps) => Subsystem | undefined;
+/** What the composition root gives factories: the subsystem deps plus the one coordination service of this instance. */
+export interface AppDeps extends SubsystemDeps {
+  readonly coordination: Coordination;
+}
+
+export type SubsystemFactory = (deps: AppDeps) => Subsystem | undefined;
 
 /** Order matters: shared services first (they publish events others react to), edges of the plane last. */
 export const SUBSYSTEM_FACTORIES: SubsystemFactory[] = [

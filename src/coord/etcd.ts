@@ -6,7 +6,8 @@
 import { Etcd3, type Lease } from 'etcd3';
 import type { Clock } from '../core/clock.js';
 import { BulwarkError } from '../core/errors.js';
-import type { Coordination, LeaderLease } from './lease.js';
+import { EtcdKV } from './etcd-kv.js';
+import type { ClusterKV, Coordination, LeaderLease } from './lease.js';
 import { RenewingLease } from './renewing.js';
 
 const CALL_DEADLINE_MS = 1000;
@@ -34,6 +35,7 @@ export class EtcdCoordination implements Coordination {
   readonly #prefix: string;
   readonly #endpoints: string[];
   readonly #leases: RenewingLease[] = [];
+  readonly #kv: EtcdKV;
 
   constructor(opts: { endpoints: string[]; prefix: string; ttlMs: number; identity: string; clock: Clock }) {
     this.identity = opts.identity;
@@ -46,6 +48,23 @@ export class EtcdCoordination implements Coordination {
       dialTimeout: CALL_DEADLINE_MS,
       defaultCallOptions: (ctx) => (ctx.isStream ? {} : { deadline: Date.now() + CALL_DEADLINE_MS }),
     });
+    this.#kv = new EtcdKV({
+      client: this.#client,
+      prefix: this.#prefix,
+      identity: this.identity,
+      ttlSec: Math.max(1, Math.ceil(this.#ttlMs / 1000)),
+      call: async (what, fn) => {
+        try {
+          return await withDeadline(fn(), CALL_DEADLINE_MS * 2, what);
+        } catch (err) {
+          throw this.#unavailable(err);
+        }
+      },
+    });
+  }
+
+  get kv(): ClusterKV {
+    return this.#kv;
   }
 
   #unavailable(err: unknown): BulwarkError {
@@ -130,6 +149,7 @@ export class EtcdCoordination implements Coordination {
 
   async close(): Promise<void> {
     for (const l of this.#leases.splice(0)) await l.close();
+    await this.#kv.close();
     this.#client.close();
   }
 }

@@ -91,6 +91,48 @@ export function leaseSuite(
     assert.equal(b.isHeld(), true);
   });
 
+  run('shared state: put, get, list by prefix, delete', async (env) => {
+    const kv = env.make('instance-a').kv;
+    const other = env.make('instance-b').kv;
+    await kv.put('db/main/state', '{"primary":"pg-1"}');
+    await kv.put('db/main/nodes/pg-1', '{"lsn":"0/1"}');
+    await kv.put('db/other/state', '{}');
+    assert.equal(await other.get('db/main/state'), '{"primary":"pg-1"}', 'another instance reads what one wrote');
+    assert.deepEqual([...(await other.list('db/main/'))].sort(), [['db/main/nodes/pg-1', '{"lsn":"0/1"}'], ['db/main/state', '{"primary":"pg-1"}']]);
+    await kv.delete('db/main/state');
+    assert.equal(await other.get('db/main/state'), undefined);
+    assert.equal(await other.get('never/written'), undefined);
+  });
+
+  run('a write guarded by a lease lands only while this instance holds it', async (env) => {
+    const ca = env.make('instance-a');
+    const cb = env.make('instance-b');
+    const a = ca.lease('db/main');
+    const b = cb.lease('db/main');
+    assert.equal(await ca.kv.putIfHolder(a, 'db/main/state', 'from-a-unheld'), false, 'not held yet: must not write');
+    assert.equal(await cb.kv.get('db/main/state'), undefined);
+    assert.equal(await a.acquire(), true);
+    assert.equal(await ca.kv.putIfHolder(a, 'db/main/state', 'from-a'), true);
+    assert.equal(await cb.kv.putIfHolder(b, 'db/main/state', 'from-b'), false, 'b does not hold the lease');
+    assert.equal(await cb.kv.get('db/main/state'), 'from-a');
+    await a.release();
+    assert.equal(await b.acquire(), true);
+    assert.equal(await ca.kv.putIfHolder(a, 'db/main/state', 'stale-a'), false, 'a former holder must not overwrite the new holder');
+    assert.equal(await cb.kv.putIfHolder(b, 'db/main/state', 'from-b'), true);
+    assert.equal(await ca.kv.get('db/main/state'), 'from-b');
+  });
+
+  run('an instance\'s session keys vanish when it closes', async (env) => {
+    const ca = env.make('instance-a');
+    const cb = env.make('instance-b');
+    await ca.kv.putEphemeral('members/a', '{"api":"x"}');
+    await cb.kv.put('kept', '1');
+    assert.equal(await cb.kv.get('members/a'), '{"api":"x"}');
+    await ca.close();
+    assert.equal(await cb.kv.get('members/a'), undefined, 'a closed instance still looks alive');
+    assert.equal(await cb.kv.get('kept'), '1');
+  });
+
   // Local leases live in this process: nothing can become unreachable. The loss path is covered
   // for every backend by renewing.test.ts with a fake clock.
   if (!opts.canBecomeUnreachable) return;

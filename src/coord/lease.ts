@@ -18,6 +18,8 @@ export interface LeaderLease {
   acquire(): Promise<boolean>;
   /** True while the lease is held AND its last confirmed renewal is still within the TTL. Synchronous: check it right before acting. */
   isHeld(): boolean;
+  /** While held: the monotonic time (Clock.mono) until which the lease is trusted; else undefined. A watchdog fences by it. */
+  trustedUntil(): number | undefined;
   /** The identity of the current holder as the backend sees it, or undefined. */
   holder(): Promise<string | undefined>;
   /** Gives the lease up (others may take it at once) and stops renewing. */
@@ -31,6 +33,8 @@ export interface Coordination {
   readonly kind: 'local' | 'etcd';
   readonly identity: string;
   lease(name: string): LeaderLease;
+  /** Shared key-value state of the deployment (etcd keys under the prefix; in-process for local). */
+  readonly kv: ClusterKV;
   /** Releases every lease and closes connections. */
   close(): Promise<void>;
 }
@@ -52,4 +56,21 @@ export function trustedUntil(lastConfirmedSentAt: number, ttlMs: number): number
 /** How often a holder renews: three times per TTL, so two lost renewals still leave time. */
 export function renewEvery(ttlMs: number): number {
   return Math.max(50, Math.floor(ttlMs / 3));
+}
+
+/**
+ * Shared state every instance reads and the owners write: cluster state of a database, each
+ * node's last observation, members, job records. Keys are relative ("db/main/state"); values are
+ * JSON text. Reads of an unreachable backend throw BULWARK_COORD_UNAVAILABLE.
+ */
+export interface ClusterKV {
+  get(key: string): Promise<string | undefined>;
+  /** Every key under the prefix (relative keys), with its value. */
+  list(prefix: string): Promise<Map<string, string>>;
+  put(key: string, value: string): Promise<void>;
+  /** A key bound to this instance's session: it vanishes about one lease TTL after the instance stops renewing (dies, or loses etcd). */
+  putEphemeral(key: string, value: string): Promise<void>;
+  delete(key: string): Promise<void>;
+  /** Writes only if `lease` is held by this instance at the backend, atomically (an etcd transaction on the lease key). false when it is not. */
+  putIfHolder(lease: LeaderLease, key: string, value: string): Promise<boolean>;
 }

@@ -1,6 +1,7 @@
 // Owns the renew loop shared by every lease backend: take, renew three times per TTL, and stop
 // trusting the lease (and tell subscribers) the moment the last confirmed renewal is older than
 // the TTL minus a margin. Backends only implement the three remote operations in LeaseOps.
+// Every time here is on the monotonic clock: a wall-clock step cannot stretch the trusted window.
 import type { Clock, Timer } from '../core/clock.js';
 import type { LeaderLease } from './lease.js';
 import { renewEvery, trustedUntil } from './lease.js';
@@ -41,7 +42,7 @@ export class RenewingLease implements LeaderLease {
 
   async acquire(): Promise<boolean> {
     if (this.#closed) return false;
-    const sent = this.#clock.now();
+    const sent = this.#clock.mono();
     const ok = await this.#ops.take();
     if (this.#closed) return false;
     if (ok) {
@@ -55,8 +56,12 @@ export class RenewingLease implements LeaderLease {
   }
 
   isHeld(): boolean {
-    if (this.#held && this.#clock.now() >= this.#until) this.#lose(`not renewed within the lease TTL (${this.#ttlMs} ms)`);
+    if (this.#held && this.#clock.mono() >= this.#until) this.#lose(`not renewed within the lease TTL (${this.#ttlMs} ms)`);
     return this.#held;
+  }
+
+  trustedUntil(): number | undefined {
+    return this.isHeld() ? this.#until : undefined;
   }
 
   holder(): Promise<string | undefined> {
@@ -84,7 +89,7 @@ export class RenewingLease implements LeaderLease {
   #confirm(sentAt: number): void {
     this.#until = Math.max(this.#until, trustedUntil(sentAt, this.#ttlMs));
     this.#expiryTimer?.cancel();
-    this.#expiryTimer = this.#clock.setTimeout(() => this.isHeld(), Math.max(0, this.#until - this.#clock.now()));
+    this.#expiryTimer = this.#clock.setTimeout(() => this.isHeld(), Math.max(0, this.#until - this.#clock.mono()));
   }
 
   #scheduleRenew(): void {
@@ -95,7 +100,7 @@ export class RenewingLease implements LeaderLease {
   async #renew(): Promise<void> {
     if (!this.#held || this.#renewing) return;
     this.#renewing = true;
-    const sent = this.#clock.now();
+    const sent = this.#clock.mono();
     let ok: boolean | undefined;
     try {
       ok = await this.#ops.renew();

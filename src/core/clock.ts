@@ -6,8 +6,13 @@ export interface Timer {
 }
 
 export interface Clock {
-  /** Milliseconds since the epoch. */
+  /** Milliseconds since the epoch (wall clock: for records and schedules; it can step). */
   now(): number;
+  /**
+   * Milliseconds on a monotonic clock (never steps; CLOCK_MONOTONIC, shared by every process on
+   * the host). Deadlines that safety depends on (lease trust, self-fencing) use this one.
+   */
+  mono(): number;
   /** Calls fn once after ms. */
   setTimeout(fn: () => void, ms: number): Timer;
   /** Resolves after ms. */
@@ -16,6 +21,7 @@ export interface Clock {
 
 export const systemClock: Clock = {
   now: () => Date.now(),
+  mono: () => Number(process.hrtime.bigint() / 1000n) / 1000,
   setTimeout(fn, ms) {
     const t = setTimeout(fn, ms);
     t.unref?.();
@@ -35,6 +41,10 @@ export class FakeClock implements Clock {
   }
 
   now(): number {
+    return this.#now;
+  }
+
+  mono(): number {
     return this.#now;
   }
 

@@ -6,7 +6,7 @@ import type { Registry } from 'prom-client';
 import type { Clock } from './clock.js';
 import type { EventBus } from './events.js';
 import type { Logger } from './logger.js';
-import type { BulwarkConfig } from './config/schema.js';
+import type { BulwarkConfig, ClusterInstanceConfig } from './config/schema.js';
 
 /** Embedded state store, as subsystems see it: a SQLite handle with migrations already applied. */
 export interface StateStore {
@@ -30,6 +30,8 @@ export interface SubsystemDeps {
   readonly clock: Clock;
   readonly metrics: Registry;
   readonly store: StateStore;
+  /** Cluster mode: the instance this process is (undefined outside cluster mode). */
+  readonly instance?: ClusterInstanceConfig | undefined;
 }
 
 export interface RouteContext {
