@@ -230,7 +230,7 @@ export class PgCluster {
 
   #node(name: string): NodeState {
     const n = this.#nodes.get(name);
-    if (!n) throw new BulwarkError('BULWARK_DB_UNKNOWN', `database ${this.name} has no node named '${name}'`, { hint: `use one of: ${[...this.#nodes.keys()].join(', ')}` });
+    if (!n) throw new BulwarkError('BULWARK_DB_UNKNOWN', `database ${this.name} has no node named '${name}'`, { hint: `use one of: ${[...this.#nodes.keys()].join(', ')}`, httpStatus: 404 });
     return n;
   }
 

@@ -635,7 +635,7 @@ export class DistributedCluster {
 
   /** Planned switchover, asked of any instance: the leader does it; this waits until the target leads. */
   async switchover(to: string): Promise<FailoverRecord | Record<string, unknown>> {
-    if (!this.#nodes.has(to)) throw new BulwarkError('BULWARK_DB_UNKNOWN', `database ${this.name} has no node named '${to}'`, { hint: `use one of: ${[...this.#nodes.keys()].join(', ')}` });
+    if (!this.#nodes.has(to)) throw new BulwarkError('BULWARK_DB_UNKNOWN', `database ${this.name} has no node named '${to}'`, { hint: `use one of: ${[...this.#nodes.keys()].join(', ')}`, httpStatus: 404 });
     if (this.#state?.primary === to) throw new BulwarkError('BULWARK_DB_SWITCHOVER', `${to} is already the primary of ${this.name}`);
     const clock = this.#d.clock;
     const id = `${clock.now()}-${this.#d.instance.name}`;

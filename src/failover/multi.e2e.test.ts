@@ -197,3 +197,33 @@ test('cluster mode, warm standbys (no connections): the instances beside them vo
     await etcd.stop();
   }
 });
+
+test('cluster mode: a planned switchover asked of a standby\'s instance moves the primary to another host and loses nothing', async () => {
+  const etcd = await startEtcd();
+  const plane = await startMulti({ etcd: [etcd.endpoint], database: { synchronous: true } });
+  const writer = new MultiWriter(() => plane.instances.map((x) => x.listen));
+  try {
+    for (let i = 0; i < 3; i++) await clusterReady(plane, i);
+    await withClient(plane.instances[0]!.listen, (c) => c.query('CREATE TABLE load (id int PRIMARY KEY)'));
+    writer.start(2);
+    await writer.waitMore(50);
+    const r = await fetch(`${plane.instances[2]!.api}/v1/db/main/switchover`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ to: 'pg-3' }), signal: AbortSignal.timeout(90_000) });
+    const body = (await r.json()) as { kind?: string; new_primary?: string; error?: unknown };
+    assert.equal(r.status, 200, JSON.stringify(body));
+    assert.equal(body.new_primary, 'pg-3');
+    for (let i = 0; i < 3; i++) await clusterReady(plane, i);
+    assert.equal((await plane.status(0)).primary, 'pg-3');
+    await writer.waitMore(50);
+    await writer.stop();
+    const { lost } = await checkWrites(writer, { name: 'pg-3', port: plane.fx.nodes[2]!.port });
+    assert.deepEqual(lost, []);
+    assert.ok((await plane.status(1)).history.some((h) => h.kind === 'switchover' && h.new_primary === 'pg-3'));
+    // a switchover to a node that does not exist is refused with the node list
+    const bad = await fetch(`${plane.instances[0]!.api}/v1/db/main/switchover`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ to: 'pg-9' }) });
+    assert.equal(bad.status, 404);
+  } finally {
+    await writer.stop();
+    await plane.cleanup();
+    await etcd.stop();
+  }
+});
