@@ -7,3 +7,5 @@ export { LabEtcd, startLabEtcd, ETCD_CLIENT_PORT, ETCD_PEER_PORT, type LabEtcdOp
 export { startPostgres, PG_BIN, type LabPostgres } from './postgres.js';
 export { listNamespaces, NS_PREFIX, removeStale } from './netns.js';
 export type { FirewallKind } from './firewall.js';
+export { check, longestGap, lostWrites, splitBrain, type CheckInput, type CheckReport, type WriteRecord, type RowKey, type Gap } from './checker.js';
+export { runWriters, WRITERS, type WritersRun, type WritersResult } from './run-writers.js';
