@@ -19,14 +19,13 @@
 //
 // Usage: npm run build && node bench/cluster-failover.mjs [--runs 3] [--no-bulwark] [--no-patroni]
 //        [--patroni-sync] [--clients 4] [--recovery-timeout 120]
-import { randomBytes } from 'node:crypto';
 import { execFileSync } from 'node:child_process';
 import { chownSync, existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { stringify } from 'yaml';
-import { check, createLab, runWriters, startLabEtcd } from '../dist/it/lab/index.js';
+import { LabBulwark, PG_PORT, WRITE_PORT, check, createLab, runWriters, startLabEtcd } from '../dist/it/lab/index.js';
 
 const { values: opt } = parseArgs({
   options: {
@@ -42,7 +41,6 @@ const RUNS = Number(opt.runs);
 const CLIENTS = Number(opt.clients);
 const RECOVERY_MS = Number(opt['recovery-timeout']) * 1000;
 const PG_BIN = '/usr/lib/postgresql/15/bin';
-const BIN = fileURLToPath(new URL('../bin/bulwark.js', import.meta.url));
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 const log = (...a) => console.log(...a);
 const POSTGRES = { uid: Number(execFileSync('id', ['-u', 'postgres'])), gid: Number(execFileSync('id', ['-g', 'postgres'])) };
@@ -249,107 +247,48 @@ function patroniSide(lab, etcd) {
 
 // ------------------------------------------------------------------ Bulwark
 
-/**
- * The cluster-mode config (the contract of issue #10). Only this builder and bulwarkStatus()
- * know Bulwark's config and status shapes.
- */
-function bulwarkConfig(lab, etcd, { tokenFile, stateDir, pgDirs }) {
-  const hosts = lab.hosts('host');
-  return {
-    cluster: {
-      name: 'lab',
-      instances: hosts.map((h, i) => ({ name: `bw-${i + 1}`, api: `${h.address}:7070`, zone: String.fromCharCode(97 + i) })),
-    },
-    api: { token_file: tokenFile },
-    state_dir: stateDir,
-    coordination: { kind: 'etcd', endpoints: etcd.endpoints, lease_ttl: '3s' },
-    databases: {
-      main: {
-        engine: 'postgres',
-        listen: '0.0.0.0:6432',
-        read_listen: '0.0.0.0:6433',
-        synchronous: true,
-        settings: PG_SETTINGS,
-        nodes: hosts.map((h, i) => ({ name: `pg-${i + 1}`, instance: `bw-${i + 1}`, host: h.address, port: 5432, data_dir: pgDirs[i] })),
-      },
-    },
-  };
-}
-
-/** { primary: node name | undefined, roles: { node: role }, writes } from GET /v1/db/main. */
-function bulwarkStatus(body) {
-  const nodes = body?.nodes ?? body?.rows ?? [];
-  return { primary: body?.primary ?? undefined, roles: Object.fromEntries(nodes.map((n) => [n.name ?? n.node, n.role])), writes: body?.writes };
-}
-
+// The cluster-mode config (the issue #10 contract) and the status shape live in
+// src/it/lab/bulwark.ts (clusterConfig, readDbStatus): the only place to adjust.
 function bulwarkSide(lab, etcd) {
-  const hosts = lab.hosts('host');
-  const base = join(lab.dir, 'bulwark');
-  mkdirSync(base, { recursive: true, mode: 0o755 });
-  const tokenFile = join(base, 'token');
-  writeFileSync(tokenFile, randomBytes(24).toString('hex') + '\n', { mode: 0o600 });
-  const pgDirs = hosts.map((h, i) => join(h.dir('bulwark', { owner: 'postgres' }), `pg-${i + 1}`));
-  const config = bulwarkConfig(lab, etcd, { tokenFile, stateDir: join(base, 'state'), pgDirs });
-  const file = join(base, 'bulwark.yaml');
-  writeFileSync(file, stringify(config));
-  const instances = hosts.map((h, i) => ({ host: h, name: `bw-${i + 1}`, node: `pg-${i + 1}`, proc: undefined }));
-  const start = (x) => {
-    x.proc = x.host.spawn(process.execPath, [BIN, 'up', '-c', file, '--instance', x.name], { name: x.name, logFile: join(base, `${x.name}.log`) });
-  };
-  const status = async (x) => {
-    if (x.host.dead || !x.proc?.running) return undefined;
-    const r = await lab.host('c1').http(`http://${x.host.address}:7070/v1/db/main`, { tokenFile });
-    return r.ok && r.status === 200 ? bulwarkStatus(r.body) : undefined;
-  };
+  const bw = new LabBulwark(lab, etcd, { settings: PG_SETTINGS, synchronous: true, leaseTtl: '3s' });
+  const c1 = lab.host('c1');
   const side = {
     name: 'bulwark',
     short: 'bulwark',
-    targets: hosts.map((h) => `${h.address}:6432`),
+    targets: bw.writeTargets,
     sqlOpts: {},
     async boot() {
-      for (const x of instances) start(x);
-      const deadline = Date.now() + 90_000;
-      for (;;) {
-        const down = instances.find((x) => !x.proc.running);
-        if (down) throw new Error(`Bulwark cluster mode did not come up: ${down.name} exited (${JSON.stringify(down.proc.exitInfo)}):\n${down.proc.tail().slice(-2000)}`);
-        if ((await Promise.all(instances.map(status))).every(Boolean)) return;
-        if (Date.now() > deadline) throw new Error(`Bulwark cluster mode did not come up: the instances' APIs did not answer within 90 s\n${instances.map((x) => `--- ${x.name}\n${x.proc.tail().slice(-1000)}`).join('\n')}`);
-        await sleep(500);
-      }
+      bw.startAll();
+      await bw.waitUp(90_000).catch((err) => {
+        throw new Error(`Bulwark cluster mode did not come up: ${err.message}`);
+      });
     },
     async ready() {
       return until('a Bulwark primary with two streaming standbys', 240_000, async () => {
-        const live = instances.filter((x) => !x.host.dead);
-        const st = (await Promise.all(live.map(status))).find((s) => s?.primary);
-        if (!st) return false;
-        const x = instances.find((i) => i.node === st.primary);
+        const primary = await bw.primary();
+        const x = primary && bw.instance(primary);
         if (!x || x.host.dead) return false;
-        const s = await lab.host('c1').sql(x.host.address, 5432, "SELECT count(*)::int AS n FROM pg_stat_replication WHERE state = 'streaming'");
-        return s.ok && s.rows[0].n === instances.length - 1 ? { primaryHost: x.host.name, address: x.host.address, port: 5432 } : false;
+        const s = await c1.sql(x.host.address, PG_PORT, "SELECT count(*)::int AS n FROM pg_stat_replication WHERE state = 'streaming'");
+        return s.ok && s.rows[0].n === bw.instances.length - 1 ? { primaryHost: x.host.name, address: x.host.address, port: PG_PORT } : false;
       }, 1000);
     },
-    async createTable(ready, table) {
-      // through a listener, as any client would
-      const r = await lab.host('c1').sql(hosts[0].address, 6432, `CREATE TABLE ${table} (client int NOT NULL, seq int NOT NULL, node text, at timestamptz NOT NULL DEFAULT now(), PRIMARY KEY (client, seq))`);
+    async createTable(_ready, table) {
+      // through a write listener, as any client would
+      const r = await c1.sql(bw.instances[0].host.address, WRITE_PORT, `CREATE TABLE ${table} (client int NOT NULL, seq int NOT NULL, node text, at timestamptz NOT NULL DEFAULT now(), PRIMARY KEY (client, seq))`);
       if (!r.ok) throw new Error(`create ${table}: ${r.error}`);
     },
     async finalPrimary(killed) {
       const x = await until('the new Bulwark primary', 60_000, async () => {
-        const st = (await Promise.all(instances.filter((i) => i.host.name !== killed).map(status))).find((s) => s?.primary);
-        const p = st && instances.find((i) => i.node === st.primary);
-        return p && p.host.name !== killed ? p : false;
+        const p = await bw.primary(killed);
+        const i = p && bw.instance(p);
+        return i && i.host.name !== killed ? i : false;
       }, 500);
-      return { address: x.host.address, port: 5432 };
+      return { address: x.host.address, port: PG_PORT };
     },
     async revive(hostName) {
-      start(instances.find((x) => x.host.name === hostName));
+      bw.start(hostName);
     },
-    async stop() {
-      await Promise.all(instances.map((x) => x.proc?.stop(10_000)));
-      for (const [i, x] of instances.entries()) {
-        if (existsSync(join(pgDirs[i], 'postmaster.pid'))) await x.host.exec(join(PG_BIN, 'pg_ctl'), ['stop', '-m', 'immediate', '-D', pgDirs[i]], { user: 'postgres' });
-      }
-    },
+    stop: () => bw.stop(),
   };
   return side;
 }

@@ -9,3 +9,4 @@ export { listNamespaces, NS_PREFIX, removeStale } from './netns.js';
 export type { FirewallKind } from './firewall.js';
 export { check, longestGap, lostWrites, splitBrain, type CheckInput, type CheckReport, type WriteRecord, type RowKey, type Gap } from './checker.js';
 export { runWriters, WRITERS, type WritersRun, type WritersResult } from './run-writers.js';
+export { LabBulwark, clusterConfig, readDbStatus, BULWARK_BIN, API_PORT, WRITE_PORT, READ_PORT, PG_PORT, type ClusterSpec, type DbStatus, type Instance } from './bulwark.js';
