@@ -8,5 +8,5 @@ export { startPostgres, PG_BIN, type LabPostgres } from './postgres.js';
 export { listNamespaces, NS_PREFIX, removeStale } from './netns.js';
 export type { FirewallKind } from './firewall.js';
 export { check, longestGap, lostWrites, splitBrain, type CheckInput, type CheckReport, type WriteRecord, type RowKey, type Gap } from './checker.js';
-export { runWriters, WRITERS, type WritersRun, type WritersResult } from './run-writers.js';
+export { runWriters, readRows, WRITERS, type WritersRun, type WritersResult, type Progress } from './run-writers.js';
 export { LabBulwark, clusterConfig, readDbStatus, BULWARK_BIN, API_PORT, WRITE_PORT, READ_PORT, PG_PORT, type ClusterSpec, type DbStatus, type Instance } from './bulwark.js';

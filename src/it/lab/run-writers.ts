@@ -72,3 +72,11 @@ export function runWriters(
     },
   };
 }
+
+/** The (client, seq) rows of a writers table on a server, read from inside the lab. */
+export async function readRows(from: LabHost, address: string, port: number, table: string, opts: { password?: string } = {}): Promise<Array<{ client: number; seq: number }>> {
+  if (!/^[a-z_][a-z0-9_]*$/.test(table)) throw new Error(`table name ${table}: use lowercase letters, digits and _`);
+  const r = await from.sql(address, port, `SELECT client, seq FROM ${table}`, opts);
+  if (!r.ok) throw new Error(`reading ${table} on ${address}:${port}: ${r.error}`);
+  return r.rows as unknown as Array<{ client: number; seq: number }>;
+}

@@ -3,7 +3,7 @@
 // host death must be reported as split brain and as lost acknowledged writes.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { check, createLab, runWriters, startPostgres, type Lab, type RowKey } from './index.js';
+import { check, createLab, readRows, runWriters, startPostgres, type Lab, type RowKey } from './index.js';
 
 let lab: Lab;
 
@@ -16,11 +16,7 @@ after(async () => {
   await lab?.teardown();
 });
 
-async function finalRows(host: string, table: string): Promise<RowKey[]> {
-  const r = await lab.host('c1').sql(lab.host(host).address, 5432, `SELECT client, seq FROM ${table}`);
-  assert.equal(r.ok, true, r.error);
-  return r.rows as unknown as RowKey[];
-}
+const finalRows = (host: string, table: string): Promise<RowKey[]> => readRows(lab.host('c1'), lab.host(host).address, 5432, table);
 
 test('one primary, no fault: every acknowledged write is there, one node, no split brain', async () => {
   const h2 = lab.host('h2');
