@@ -25,7 +25,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { stringify } from 'yaml';
-import { LabBulwark, PG_PORT, WRITE_PORT, check, createLab, runWriters, startLabEtcd } from '../dist/it/lab/index.js';
+import { LabBulwark, PG_PORT, WRITE_PORT, createLab, startLabEtcd, underLoad } from '../dist/it/lab/index.js';
 
 const { values: opt } = parseArgs({
   options: {
@@ -79,61 +79,49 @@ async function etcdLeaderHost(lab, etcd) {
 }
 
 /**
- * One run: writers on, the primary's host killed, writers until writes flow again, verdict.
- * `side` supplies: ready() -> { primaryHost, primaryAddr, port } once healthy; table(name) creates
- * the run's table; finalPrimary() -> { host, port } after the failover; revive(hostName).
+ * One run: writers on, the primary's host killed, writers until writes flow again, verdict
+ * (underLoad). `side` supplies: ready() -> { primaryHost, address, port } once healthy;
+ * createTable(ready, name); finalPrimary(killedHost) -> { address, port }; revive(hostName).
  */
 async function oneRun(lab, etcd, side, i) {
-  const c1 = lab.host('c1');
   const ready = await side.ready();
   const table = `run_${side.short}_${i}`;
   await side.createTable(ready, table);
-  const w = runWriters(c1, { targets: side.targets, clients: CLIENTS, table, name: `${side.short}-${i}` });
-  await w.waitAcked(300, 60_000);
-  await sleep(1000);
+  await sleep(500);
   const etcdLeader = await etcdLeaderHost(lab, etcd);
-  const before = w.progress();
-  const faultAt = Date.now();
-  await lab.host(ready.primaryHost).kill();
-  let recovered = true;
+  let out;
   try {
-    // writes flow again: 100 more acks, the last of them after the kill
-    await until('writes after the kill', RECOVERY_MS, () => {
-      const p = w.progress();
-      return p && p.last_ack > faultAt && p.acked >= before.acked + 100;
-    }, 100);
-    await sleep(1000);
-  } catch {
-    recovered = false;
-  }
-  const res = await w.stop();
-  let report;
-  let finalPrimary;
-  try {
-    finalPrimary = await side.finalPrimary(ready.primaryHost);
-    const rows = await c1.sql(finalPrimary.address, finalPrimary.port, `SELECT client, seq FROM ${table}`, side.sqlOpts);
-    if (!rows.ok) throw new Error(rows.error);
-    report = check({ writes: res.writes, finalRows: rows.rows, faultAt, endedAt: res.ended_at });
+    const r = await underLoad({
+      from: lab.host('c1'),
+      targets: side.targets,
+      table,
+      clients: CLIENTS,
+      warmupAcks: 300,
+      recoveryAcks: 100,
+      recoveryTimeoutMs: RECOVERY_MS,
+      fault: () => lab.host(ready.primaryHost).kill(),
+      finalPrimary: () => side.finalPrimary(ready.primaryHost),
+    });
+    const d = r.report.downtime;
+    out = {
+      run: i + 1,
+      killed: ready.primaryHost,
+      etcd_leader_killed: etcdLeader === ready.primaryHost,
+      recovered: r.recovered,
+      downtime_ms: d ? Math.round(d.ms) : NaN,
+      back_after_kill_ms: d?.recovered ? Math.round(d.to - r.faultAt) : NaN,
+      acked: r.report.acked,
+      lost: r.report.lost.length,
+      split_brain: r.report.splitBrain.count,
+      new_primary: r.finalPrimary.address,
+      nodes: r.report.nodes.map((n) => `${n.node}:${n.acks}`).join(' '),
+    };
+    if (r.report.splitBrain.count > 0) log(`    split brain witness: ${JSON.stringify(r.report.splitBrain.witnesses[0])}`);
   } catch (err) {
-    log(`    could not read the final primary's rows: ${err.message}`);
-    report = check({ writes: res.writes, finalRows: res.writes.filter((x) => x.ok), faultAt, endedAt: res.ended_at });
-    report.lostUnknown = true;
+    log(`    run failed: ${err.message}`);
+    out = { run: i + 1, killed: ready.primaryHost, etcd_leader_killed: etcdLeader === ready.primaryHost, recovered: false, downtime_ms: NaN, back_after_kill_ms: NaN, acked: NaN, lost: NaN, split_brain: NaN };
   }
-  const out = {
-    run: i + 1,
-    killed: ready.primaryHost,
-    etcd_leader_killed: etcdLeader === ready.primaryHost,
-    recovered: recovered && report.downtime?.recovered === true,
-    downtime_ms: report.downtime ? Math.round(report.downtime.ms) : NaN,
-    back_after_kill_ms: report.downtime?.recovered ? Math.round(report.downtime.to - faultAt) : NaN,
-    acked: report.acked,
-    lost: report.lostUnknown ? NaN : report.lost.length,
-    split_brain: report.splitBrain.count,
-    new_primary: finalPrimary?.address,
-    nodes: report.nodes.map((n) => `${n.node}:${n.acks}`).join(' '),
-  };
   log(`  ${side.name} run ${i + 1}/${RUNS}: killed ${out.killed}${out.etcd_leader_killed ? ' (etcd leader)' : ''}; downtime ${out.downtime_ms} ms, writes back ${out.back_after_kill_ms} ms after the kill, ${out.acked} acked, ${out.lost} lost, split brain ${out.split_brain}${out.recovered ? '' : ' — NOT RECOVERED'}`);
-  if (report.splitBrain.count > 0) log(`    split brain witness: ${JSON.stringify(report.splitBrain.witnesses[0])}`);
   if (!out.recovered) {
     for (const h of lab.hosts('host')) for (const p of h.processes()) log(`    --- ${h.name} ${p.name}\n${p.tail().slice(-1500)}`);
   }

@@ -10,3 +10,4 @@ export type { FirewallKind } from './firewall.js';
 export { check, longestGap, lostWrites, splitBrain, type CheckInput, type CheckReport, type WriteRecord, type RowKey, type Gap } from './checker.js';
 export { runWriters, readRows, WRITERS, type WritersRun, type WritersResult, type Progress } from './run-writers.js';
 export { LabBulwark, clusterConfig, readDbStatus, BULWARK_BIN, API_PORT, WRITE_PORT, READ_PORT, PG_PORT, type ClusterSpec, type DbStatus, type Instance } from './bulwark.js';
+export { underLoad, type UnderLoadOptions, type UnderLoadResult } from './scenario.js';

@@ -22,7 +22,8 @@ after(async () => {
 const h = (n: string): LabHost => lab.host(n);
 
 async function reach(from: string, to: string): Promise<boolean> {
-  const r = await h(from).tcp(h(to).address, PORT, 800);
+  // generous: a loaded machine may be slow to answer; a cut path never answers at all
+  const r = await h(from).tcp(h(to).address, PORT, 2000);
   return r.ok && r['data'] === 'hello\n';
 }
 
@@ -88,7 +89,7 @@ async function udpArrives(from: string, to: string, tag: string): Promise<boolea
   const sent = await h(from).udp(h(to).address, PORT, tag);
   assert.equal(sent.ok, true, JSON.stringify(sent));
   try {
-    await srv.waitForLine(new RegExp(`^${line.replace(/\./g, '\\.')}$`), 1500);
+    await srv.waitForLine(new RegExp(`^${line.replace(/\./g, '\\.')}$`), 2000);
     return true;
   } catch {
     return false;
@@ -155,7 +156,7 @@ test('the iptables backend cuts the same way as nft', { skip: !hasCommand('iptab
   try {
     const srv = await Promise.all(other.hosts().map((x) => x.serve(PORT)));
     assert.equal(srv.length, 3);
-    const ok = async (from: string, to: string): Promise<boolean> => (await other.host(from).tcp(other.host(to).address, PORT, 800)).ok;
+    const ok = async (from: string, to: string): Promise<boolean> => (await other.host(from).tcp(other.host(to).address, PORT, 2000)).ok;
     assert.equal(await ok('a', 'b'), true);
     other.partition(['a'], ['b']);
     assert.deepEqual([await ok('a', 'b'), await ok('b', 'a'), await ok('c', 'a'), await ok('c', 'b')], [false, false, true, true]);
@@ -173,7 +174,7 @@ test('etcd: three members; one lost keeps writes working, quorum lost refuses th
   assert.deepEqual(etcd.endpoints, [1, 2, 3].map((i) => `http://198.18.${lab.id}.${i}:2379`));
   // a put that may wait for an election (about the election timeout) before it goes through
   const put = async (k: string, endpoints = etcd.endpoints): Promise<boolean> => {
-    const w = await etcd.writable({ endpoints, withinMs: 5000 });
+    const w = await etcd.writable({ endpoints, withinMs: 15_000 });
     return w.ok && (await etcd.ctl(['put', k, 'v'], { endpoints })).ok;
   };
   assert.equal(await put('/t/all'), true);
@@ -183,7 +184,8 @@ test('etcd: three members; one lost keeps writes working, quorum lost refuses th
   assert.equal(get.stdout.trim(), 'v');
   const killed = await etcd.killMajority('h1');
   assert.deepEqual(killed.sort(), ['h2', 'h3']);
-  assert.equal(await put('/t/no-quorum', [etcd.member('h1').endpoint]), false, 'one of three members must refuse a write');
+  const refused = await etcd.writable({ endpoints: [etcd.member('h1').endpoint], withinMs: 3000 });
+  assert.equal(refused.ok, false, 'one of three members must refuse a write');
   etcd.start('h2');
   await etcd.waitHealthy({ hosts: ['h1', 'h2'] });
   assert.equal(await put('/t/quorum-back'), true);

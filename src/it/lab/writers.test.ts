@@ -3,7 +3,7 @@
 // host death must be reported as split brain and as lost acknowledged writes.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { check, createLab, readRows, runWriters, startPostgres, type Lab, type RowKey } from './index.js';
+import { check, createLab, readRows, runWriters, startPostgres, underLoad, type Lab, type RowKey } from './index.js';
 
 let lab: Lab;
 
@@ -33,20 +33,25 @@ test('one primary, no fault: every acknowledged write is there, one node, no spl
 
 test('two writable servers and a host death: the checker reports split brain and lost acknowledged writes', async () => {
   const [h1, h2] = [lab.host('h1'), lab.host('h2')];
-  const w = runWriters(lab.host('c1'), { targets: [`${h1.address}:5432`, `${h2.address}:5432`], clients: 2, table: 'brain', create: true });
-  const before = await w.waitAcked(200);
-  const killedAt = Date.now();
-  await h1.kill();
-  await w.waitAcked(before.acked + 200, 30_000);
-  const res = await w.stop();
-  const r = check({ writes: res.writes, finalRows: await finalRows('h2', 'brain'), faultAt: killedAt });
-  assert.deepEqual(r.nodes.map((n) => n.node).sort(), [`${h1.address}:5432`, `${h2.address}:5432`]);
-  assert.ok(r.splitBrain.count > 0, 'both servers took writes at the same time');
-  assert.ok(r.lost.length > 0, "h1's acknowledged rows are not on h2");
-  assert.ok(r.lost.every((x) => x.node === `${h1.address}:5432`));
-  assert.equal(r.downtime?.recovered, true);
+  const r = await underLoad({
+    from: lab.host('c1'),
+    targets: [`${h1.address}:5432`, `${h2.address}:5432`],
+    table: 'brain',
+    create: true,
+    clients: 2,
+    warmupAcks: 200,
+    recoveryAcks: 200,
+    recoveryTimeoutMs: 30_000,
+    fault: () => h1.kill(),
+    finalPrimary: async () => ({ address: h2.address, port: 5432 }),
+  });
+  assert.equal(r.recovered, true);
+  assert.deepEqual(r.report.nodes.map((n) => n.node).sort(), [`${h1.address}:5432`, `${h2.address}:5432`]);
+  assert.ok(r.report.splitBrain.count > 0, 'both servers took writes at the same time');
+  assert.ok(r.report.lost.length > 0, "h1's acknowledged rows are not on h2");
+  assert.ok(r.report.lost.every((x) => x.node === `${h1.address}:5432`));
   // after the kill, only h2 acknowledged
-  assert.deepEqual(res.writes.filter((x) => x.ok && x.start > killedAt + 5 && x.node !== `${h2.address}:5432`), []);
-  assert.equal(r.ok, false);
+  assert.deepEqual(r.result.writes.filter((x) => x.ok && x.start > r.faultAt + 5 && x.node !== `${h2.address}:5432`), []);
+  assert.equal(r.report.ok, false);
   h1.revive();
 });
