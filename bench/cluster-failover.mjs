@@ -238,7 +238,7 @@ function patroniSide(lab, etcd) {
 // The cluster-mode config (the issue #10 contract) and the status shape live in
 // src/it/lab/bulwark.ts (clusterConfig, readDbStatus): the only place to adjust.
 function bulwarkSide(lab, etcd) {
-  const bw = new LabBulwark(lab, etcd, { settings: PG_SETTINGS, synchronous: true, leaseTtl: '3s' });
+  const bw = new LabBulwark(lab, etcd, { settings: PG_SETTINGS, synchronous: true, leaseTtl: '2s' });
   const c1 = lab.host('c1');
   const side = {
     name: 'bulwark',
