@@ -318,7 +318,7 @@ try {
   const etcd = await startLabEtcd(lab);
   log(`lab ${lab.id}: hosts ${lab.hosts('host').map((h) => `${h.name}=${h.address}`).join(' ')}, client c1=${lab.host('c1').address}; etcd ${etcd.endpoints.length} members (heartbeat 100 ms, election 1000 ms)`);
   if (!opt['no-bulwark']) {
-    log(`Bulwark (cluster mode, synchronous, lease_ttl 3s): ${RUNS} host kills`);
+    log(`Bulwark (cluster mode, synchronous, lease_ttl 2s): ${RUNS} host kills`);
     try {
       results.bulwark = await bench(lab, etcd, bulwarkSide(lab, etcd));
     } catch (err) {
