@@ -9,7 +9,7 @@ import { BulwarkError } from '../core/errors.js';
 import type { ChunkerParams } from './chunker.js';
 import { ExcludeMatcher } from './glob.js';
 import { BLOB_DATA } from './format.js';
-import { prepareTree, type BlobSink, type PreparedBlob } from './repository.js';
+import { prepareTree, type BlobSink, type PreparedBlob } from './sink.js';
 import type { SnapshotSummary, Tree, TreeNode } from './types.js';
 import type { WorkerReply, WorkerRequest } from './worker.js';
 

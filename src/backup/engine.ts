@@ -29,7 +29,8 @@ import type { SnapshotInfo, SnapshotSummary } from './types.js';
 
 export { openBackend, registerBackend } from './backends/index.js';
 export { archive, type ArchiveProgress } from './archiver.js';
-export { Repository, type BlobSink, type PreparedBlob } from './repository.js';
+export { Repository } from './repository.js';
+export type { BlobSink, PreparedBlob } from './sink.js';
 export type { CheckReport, DamagedPack } from './checker.js';
 export type { ForgetDecision, RetentionPolicy } from './forget.js';
 export type { PruneResult } from './prune.js';
