@@ -150,7 +150,7 @@ export async function listPacks(b: Backend): Promise<Map<string, number>> {
 /** Packs on storage that no readable index file lists, read from their headers; unreadable headers go to `damaged`. */
 export async function scanUnindexed(r: Opener, files: readonly IndexFile[], onDisk: Map<string, number>): Promise<{ packs: IndexPack[]; damaged: Damage[] }> {
   const known = new Set<string>();
-  for (const f of files) for (const p of f.packs) known.add(p.id);
+  for (const f of files) for (const p of f.packs) if (p.entries.some((e) => !(e.flags & FLAG_DAMAGED))) known.add(p.id);
   const packs: IndexPack[] = [];
   const damaged: Damage[] = [];
   for (const [id, size] of onDisk) {
