@@ -77,22 +77,24 @@ export async function findKey(backend: Backend, password: string): Promise<{ key
   if (names.length === 0) {
     throw new BulwarkError('BULWARK_REPO_CORRUPT', `${backend.location}: the repository has no key files (keys/ is empty)`, { hint: 'restore keys/ from another copy of the repository' });
   }
+  // Every key file is validated first (cheap), so each damaged one is reported whichever opens.
   const problems: KeyProblem[] = [];
-  let tried = 0;
+  const usable: { name: string; kf: KeyFile }[] = [];
   for (const name of names) {
     const file = filePath({ type: 'keys', name });
-    let kf: KeyFile;
     try {
-      kf = parseKeyFile(await backend.read({ type: 'keys', name }), file);
+      usable.push({ name, kf: parseKeyFile(await backend.read({ type: 'keys', name }), file) });
     } catch (err) {
-      problems.push({ file, message: (err as Error).message });
-      continue;
+      if (!(err instanceof BulwarkError) || err.code !== 'BULWARK_REPO_CORRUPT') throw err;
+      problems.push({ file, message: err.message });
     }
-    tried++;
+  }
+  const tried = usable.length;
+  for (const { name, kf } of usable) {
     try {
       return { key: await openKeyFile(password, kf), name, problems };
     } catch (err) {
-      if (!(err instanceof AuthError)) problems.push({ file, message: `${file}: ${(err as Error).message}` });
+      if (!(err instanceof AuthError)) problems.push({ file: filePath({ type: 'keys', name }), message: `${filePath({ type: 'keys', name })}: ${(err as Error).message}` });
     }
   }
   if (problems.length) {
