@@ -1,6 +1,6 @@
 // Read-data verification by rotation on a real repository with many packs: N verifications read
 // every pack exactly once, and a damaged pack is reported by the verification whose slot holds it
-// (and only that one), recorded in backup_runs.
+// (and only that one), recorded in backup_runs; the damage is marked and the next plan run heals it.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
@@ -11,7 +11,7 @@ import { configSchema, type BackupPlanConfig } from '../../core/config/schema.js
 import { SqliteStore } from '../../store/sqlite.js';
 import { scratchDir } from '../../testing/helpers.js';
 import { LocalBackend } from '../backends/local.js';
-import { initRepository } from '../engine.js';
+import { initRepository, openRepository, restore } from '../engine.js';
 import { filePath } from '../backend.js';
 import { BLOB_TREE } from '../format.js';
 import { runPlanRecorded, verifyPlan } from './ops.js';
@@ -55,14 +55,30 @@ test('verification rotation on a real repository: every pack once per cycle; dam
     b[10] = (b[10] as number) ^ 0x01;
     writeFileSync(p, b);
     const slot = packSlot(victim, 4);
-    for (let run = 4; run < 8; run++) {
+    let run = 4;
+    for (; run % 4 !== slot; run++) {
       const [o] = await verifyPlan('app', plan, ctx);
-      if (run % 4 === slot) {
-        assert.equal(o?.ok, false);
-        assert.deepEqual(o?.result?.damagedPacks, [victim]);
-      } else {
-        assert.equal(o?.ok, true, `run ${run} (slot ${run % 4}) must not read the damaged pack of slot ${slot}`);
-      }
+      assert.equal(o?.ok, true, `run ${run} (slot ${run % 4}) must not read the damaged pack of slot ${slot}`);
+    }
+    const [hit] = await verifyPlan('app', plan, ctx);
+    assert.equal(hit?.ok, false);
+    assert.deepEqual(hit?.result?.damagedPacks, [victim]);
+    // Regression (issue 14): later plan runs stored 0 B onto the damaged blob and reported ok.
+    // The damage is now marked: until a plan run stores it again, verification says so...
+    const [after] = await verifyPlan('app', plan, ctx);
+    assert.equal(after?.ok, false);
+    assert.ok(after?.result?.errors.some((e) => /missing .*known damaged/.test(e)), JSON.stringify(after?.result?.errors));
+    // ...and the next plan run stores it again: the newest snapshot restores exactly, verification passes
+    const healed = await runPlanRecorded('app', plan, ctx);
+    assert.equal(healed.ok, true, JSON.stringify(healed.targets));
+    assert.ok((healed.targets[0]?.bytesStored ?? 0) > 0, 'the damaged blob was stored again');
+    const fresh = await openRepository(new LocalBackend(join(dir, 'r')), 'pw');
+    const out = join(dir, 'out');
+    assert.deepEqual((await restore(fresh, 'latest', { target: out, verify: true })).errors, []);
+    for (let i = 0; i < 24; i++) assert.ok(readFileSync(join(out, 'data', `f${i}`)).equals(readFileSync(join(dir, 'data', `f${i}`))));
+    for (let k = 0; k < 4; k++) {
+      const [o] = await verifyPlan('app', plan, ctx);
+      assert.equal(o?.ok, true, JSON.stringify(o?.result?.errors));
     }
   } finally {
     store.close();
