@@ -127,7 +127,8 @@ export async function createSnapshot(repos: Repository[], paths: string[], opts:
 
 export async function restore(repo: Repository, ref: string, opts: RestoreOptions): Promise<RestoreResult & { snapshot: SnapshotInfo }> {
   // verifyPacks: a blob stored again after its pack was lost is read from the copy that exists.
-  await repo.loadIndex({ verifyPacks: true });
+  // scanUnindexed: packs a lost index file named are read from their headers.
+  await repo.loadIndex({ verifyPacks: true, scanUnindexed: true });
   const snap = await repo.findSnapshot(ref);
   return { ...(await restoreSnapshot(repo, snap, opts)), snapshot: snap };
 }

@@ -165,17 +165,17 @@ export class Repository {
   /**
    * Loads every readable index file into the in-memory index. A damaged index file is reported
    * (problems) and skipped, and the packs no readable index lists are then read from their
-   * headers, so nothing it named is lost from view. With verifyPacks, blobs in packs missing
-   * from storage are left out (a backup then stores them again instead of deduplicating onto
-   * data that is gone).
+   * headers, so nothing it named is lost from view (scanUnindexed reads them always: restore does,
+   * so a lost index file hides nothing). With verifyPacks, blobs in packs missing from storage are
+   * left out (a backup then stores them again instead of deduplicating onto data that is gone).
    */
-  async loadIndex(opts: { verifyPacks?: boolean } = {}): Promise<void> {
+  async loadIndex(opts: { verifyPacks?: boolean; scanUnindexed?: boolean } = {}): Promise<void> {
     const { files, damaged } = await readAllIndexFiles(this);
     this.#noteDamage(damaged);
     let onDisk: Map<string, number> | undefined;
     let fromHeaders: IndexPack[] | undefined;
-    if (damaged.length || opts.verifyPacks) onDisk = await listPacks(this.backend);
-    if (damaged.length && onDisk) {
+    if (damaged.length || opts.verifyPacks || opts.scanUnindexed) onDisk = await listPacks(this.backend);
+    if ((damaged.length || opts.scanUnindexed) && onDisk) {
       const scan = await scanUnindexed(this, files, onDisk);
       this.#noteDamage(scan.damaged);
       fromHeaders = scan.packs;
