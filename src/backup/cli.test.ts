@@ -250,6 +250,18 @@ test('cli: a damaged snapshot and a hostile key file are named and skipped; repa
     const data = readdirSync(join(repo, 'data'), { recursive: true }).map(String).filter((f) => f.includes('/'));
     const big = data.map((f) => join(repo, 'data', f)).sort((x, y) => readFileSync(y).length - readFileSync(x).length)[0] as string;
     rmSync(big);
+    // restore salvages: exit 1, the file renamed .damaged with its lost ranges (--keep-damaged keeps the name)
+    const o3 = join(dir, 'o3');
+    const rd = await runCli(['backup', 'restore', '--repo', repo, 'latest', '--target', o3, '--json'], { env: ENV });
+    assert.equal(rd.code, 1, rd.stderr);
+    noStack(rd.stderr);
+    const rdj = JSON.parse(rd.stdout) as { damaged: { path: string; restoredAs: string; lost: number[][] }[] };
+    assert.equal(rdj.damaged[0]?.restoredAs, join(o3, 'b/y.damaged'));
+    assert.ok((rdj.damaged[0]?.lost.length ?? 0) > 0);
+    assert.equal(readFileSync(join(o3, 'b/y.damaged')).length, 3 * 1024 * 1024);
+    const o4 = join(dir, 'o4');
+    assert.equal((await runCli(['backup', 'restore', '--repo', repo, 'latest', '--target', o4, '--keep-damaged'], { env: ENV })).code, 1);
+    assert.equal(readFileSync(join(o4, 'b/y')).length, 3 * 1024 * 1024);
     const chk = await runCli(['backup', 'check', '--repo', repo], { env: ENV });
     assert.equal(chk.code, 1);
     const rs = await runCli(['backup', 'repair', 'snapshots', '--repo', repo, '--forget', '--json'], { env: ENV });
