@@ -71,6 +71,13 @@ async function listNames(b: Backend): Promise<string[]> {
   return out.sort();
 }
 
+/** Reads a key file, refusing one too large to be a key file before reading it. */
+async function readKey(backend: Backend, name: string): Promise<Buffer> {
+  const st = await backend.stat({ type: 'keys', name });
+  if (st.size > MAX_KEY_FILE) throw bad(filePath({ type: 'keys', name }), `${st.size} bytes (a key file is under ${MAX_KEY_FILE})`);
+  return backend.read({ type: 'keys', name });
+}
+
 /** Tries every key file; a damaged one is reported and skipped. */
 export async function findKey(backend: Backend, password: string): Promise<{ key: MasterKey; name: string; problems: KeyProblem[] }> {
   const names = await listNames(backend);
@@ -83,7 +90,7 @@ export async function findKey(backend: Backend, password: string): Promise<{ key
   for (const name of names) {
     const file = filePath({ type: 'keys', name });
     try {
-      usable.push({ name, kf: parseKeyFile(await backend.read({ type: 'keys', name }), file) });
+      usable.push({ name, kf: parseKeyFile(await readKey(backend, name), file) });
     } catch (err) {
       if (!(err instanceof BulwarkError) || err.code !== 'BULWARK_REPO_CORRUPT') throw err;
       problems.push({ file, message: err.message });
@@ -130,7 +137,7 @@ export async function listKeys(backend: Backend, current: string): Promise<KeyLi
   const out: KeyListing[] = [];
   for (const name of await listNames(backend)) {
     try {
-      const kf = parseKeyFile(await backend.read({ type: 'keys', name }), filePath({ type: 'keys', name }));
+      const kf = parseKeyFile(await readKey(backend, name), filePath({ type: 'keys', name }));
       out.push({ id: name, created: kf.created, host: kf.host, user: kf.user, current: name === current });
     } catch (err) {
       out.push({ id: name, created: '?', host: '?', user: '?', current: false, damaged: (err as Error).message });

@@ -8,6 +8,8 @@ import { CorruptFile, readSealed, type Damage, type Opener } from './repoindex.j
 import type { Snapshot, SnapshotInfo } from './types.js';
 
 const HEX64 = /^[0-9a-f]{64}$/;
+/** A snapshot is a small JSON document; a larger file is not read (it could exhaust memory). */
+export const MAX_SNAPSHOT = 64 * 1024 * 1024;
 
 function validate(v: unknown, file: string): Snapshot {
   const s = v as Record<string, unknown>;
@@ -19,6 +21,7 @@ function validate(v: unknown, file: string): Snapshot {
   if (typeof s['tree'] !== 'string' || !HEX64.test(s['tree'])) fail("'tree' is not a SHA-256");
   if (typeof s['host'] !== 'string') fail("'host' is not a string");
   if (!Array.isArray(s['paths']) || !(s['paths'] as unknown[]).every((p) => typeof p === 'string')) fail("'paths' is not a list of strings");
+  if (s['tags'] === undefined) s['tags'] = [];
   if (!Array.isArray(s['tags']) || !(s['tags'] as unknown[]).every((p) => typeof p === 'string')) fail("'tags' is not a list of strings");
   if (typeof s['summary'] !== 'object' || s['summary'] === null) fail("'summary' is missing");
   return s as unknown as Snapshot;
@@ -40,7 +43,10 @@ export async function readSnapshots(r: Opener): Promise<{ snapshots: SnapshotInf
   const snapshots: SnapshotInfo[] = [];
   const damaged: Damage[] = [];
   const names: string[] = [];
-  for await (const f of r.backend.list('snapshots')) names.push(f.name);
+  for await (const f of r.backend.list('snapshots')) {
+    if (f.size > MAX_SNAPSHOT) damaged.push({ file: filePath({ type: 'snapshots', name: f.name }), message: `snapshots/${f.name} is ${f.size} bytes, too large to be a snapshot` });
+    else names.push(f.name);
+  }
   for (const name of names) {
     try {
       snapshots.push({ ...(await readSnapshot(r, name)), id: name });
