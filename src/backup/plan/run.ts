@@ -14,6 +14,7 @@ import type { Backend } from '../backend.js';
 import { archive, type ArchiveProgress, initRepository, openRepository, prune, type Repository, type BlobSink, type PreparedBlob, type SnapshotInfo, type SnapshotSummary } from '../engine.js';
 import { selectForget, type RetentionPolicy } from '../forget.js';
 import { RepoLock } from '../lock.js';
+import { listPacks } from '../repoindex.js';
 import { openTarget, redactUrl, targetPassword, type OpenTargetOptions } from './targets.js';
 
 export interface TargetError {
@@ -266,17 +267,30 @@ export async function runPlan(name: string, plan: BackupPlanConfig, opts: RunPla
   return { plan: name, ok: targets.every((t) => t.ok), startedAt, finishedAt: clock.now(), summary, fileErrors, targets };
 }
 
-/** Blobs a snapshot's tree references that the repository's index has no usable copy of. */
+/**
+ * Blobs a snapshot's tree references that have no usable copy: not in the index (missing, or
+ * marked damaged), or in a pack that is not on the storage now (it may have gone during the run).
+ */
 async function unavailableBlobs(repo: Repository, root: string): Promise<number> {
+  const onDisk = await listPacks(repo.backend);
   const seen = new Set<string>();
   let missing = 0;
   const walk = async (sha: string): Promise<void> => {
     if (seen.has(sha)) return;
     seen.add(sha);
+    const loc = repo.locate(Buffer.from(sha, 'hex'));
+    if (!loc || !onDisk.has(loc.pack)) {
+      missing++;
+      return;
+    }
     const tree = await repo.loadTree(sha);
     for (const n of tree.nodes) {
       if (n.type === 'dir' && n.subtree) await walk(n.subtree);
-      else for (const c of n.content ?? []) if (!repo.locate(Buffer.from(c, 'hex'))) missing++;
+      else
+        for (const c of n.content ?? []) {
+          const at = repo.locate(Buffer.from(c, 'hex'));
+          if (!at || !onDisk.has(at.pack)) missing++;
+        }
     }
   };
   await walk(root);

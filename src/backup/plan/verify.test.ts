@@ -4,7 +4,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
-import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { systemClock } from '../../core/clock.js';
 import { configSchema, type BackupPlanConfig } from '../../core/config/schema.js';
@@ -80,6 +80,51 @@ test('verification rotation on a real repository: every pack once per cycle; dam
       const [o] = await verifyPlan('app', plan, ctx);
       assert.equal(o?.ok, true, JSON.stringify(o?.result?.errors));
     }
+  } finally {
+    store.close();
+    cleanup();
+  }
+});
+
+// Regression (issue 14): a pack lost before a plan run was silently referenced again (0 B stored,
+// "ok"); and a run whose snapshot references data that vanished during the run must not be "ok".
+test('plan runs: a lost pack is stored again; a pack lost during the run makes it not ok, and the next run heals', { timeout: 90_000 }, async () => {
+  const { dir, cleanup } = scratchDir('bulwark-verify-');
+  const store = SqliteStore.open(':memory:');
+  try {
+    mkdirSync(join(dir, 'data'));
+    for (let i = 0; i < 6; i++) writeFileSync(join(dir, 'data', `f${i}`), randomBytes(300_000));
+    writeFileSync(join(dir, 'pw'), 'pw');
+    await initRepository(new LocalBackend(join(dir, 'r')), 'pw', { packSize: 150_000 });
+    const cfg = configSchema.parse({ backups: { app: { paths: ['./data'], password_file: 'pw', targets: [{ name: 'disk', repo: './r', media: 'hdd' }] } } });
+    const plan = cfg.backups['app'] as BackupPlanConfig;
+    const ctx = { baseDir: dir, clock: systemClock, store };
+    assert.equal((await runPlanRecorded('app', plan, ctx)).ok, true);
+    const dataPack = async (): Promise<string> => {
+      const repo = await openRepository(new LocalBackend(join(dir, 'r')), 'pw');
+      await repo.loadIndex({ verifyPacks: true });
+      for (const name of repo.indexFiles) for (const pk of await repo.readIndexFile(name)) if (pk.entries.every((e) => e.type !== BLOB_TREE) && existsSync(join(dir, 'r', filePath({ type: 'data', name: pk.id })))) return pk.id;
+      throw new Error('no data pack');
+    };
+    const restoresExactly = async (): Promise<void> => {
+      const out = join(dir, `out-${randomBytes(4).toString('hex')}`);
+      assert.deepEqual((await restore(await openRepository(new LocalBackend(join(dir, 'r')), 'pw'), 'latest', { target: out, verify: true })).errors, []);
+      for (let i = 0; i < 6; i++) assert.ok(readFileSync(join(out, 'data', `f${i}`)).equals(readFileSync(join(dir, 'data', `f${i}`))));
+    };
+    rmSync(join(dir, 'r', filePath({ type: 'data', name: await dataPack() })));
+    const again = await runPlanRecorded('app', plan, ctx);
+    assert.equal(again.ok, true, JSON.stringify(again.targets));
+    assert.ok((again.targets[0]?.bytesStored ?? 0) > 0, 'the lost blobs were stored again');
+    await restoresExactly();
+
+    const victim = join(dir, 'r', filePath({ type: 'data', name: await dataPack() }));
+    const during = await runPlanRecorded('app', plan, ctx, { onOpened: () => rmSync(victim) });
+    assert.equal(during.ok, false);
+    assert.equal(during.targets[0]?.error?.code, 'BULWARK_REPO_CORRUPT');
+    assert.match(during.targets[0]?.error?.message ?? '', /missing or known damaged/);
+    const healed = await runPlanRecorded('app', plan, ctx);
+    assert.equal(healed.ok, true, JSON.stringify(healed.targets));
+    await restoresExactly();
   } finally {
     store.close();
     cleanup();
