@@ -10,7 +10,7 @@ import { join } from 'node:path';
 import { scratchDir, waitFor } from '../../testing/helpers.js';
 import { VaultBackend } from '../backends/vault.js';
 import * as engine from '../engine.js';
-import { VaultServer } from './server.js';
+import { loadTokens, VaultServer } from './server.js';
 import type { VaultToken } from './policy.js';
 
 process.env['BULWARK_SCRYPT_N'] = '1024';
@@ -162,6 +162,21 @@ test('a client token had no limit on concurrent uploads or bytes per day: past m
     await client.write({ type: 'data', name: sha(other) }, other); // small enough for what is left today
   } finally {
     await v.server.close();
+    cleanup();
+  }
+});
+
+test('tokens file: per-client max_concurrent_uploads and max_bytes_per_day are read; a bad size is BULWARK_VAULT_TOKENS naming the file', () => {
+  const { dir, cleanup } = scratchDir('bulwark-vault-abuse-');
+  try {
+    const f = join(dir, 'tokens.yaml');
+    writeFileSync(f, `admin: ${ADMIN}\nclients:\n  - { name: app, token: ${CLIENT}, repos: [app], max_concurrent_uploads: 4, max_bytes_per_day: 50GiB }\n`);
+    const app = loadTokens(f).find((t) => t.name === 'app');
+    assert.equal(app?.maxUploads, 4);
+    assert.equal(app?.maxBytesPerDay, 50 * 1024 ** 3);
+    writeFileSync(f, `admin: ${ADMIN}\nclients:\n  - { name: app, token: ${CLIENT}, max_bytes_per_day: lots }\n`);
+    assert.throws(() => loadTokens(f), (e: Coded) => e.code === 'BULWARK_VAULT_TOKENS' && e.message.includes(f));
+  } finally {
     cleanup();
   }
 });
