@@ -43,6 +43,8 @@ export interface CheckReport {
 export async function checkRepository(repo: Repository, opts: CheckOptions = {}): Promise<CheckReport> {
   const rep: CheckReport = { ok: true, errors: [], warnings: [], snapshots: 0, packs: 0, packsRead: 0, blobs: 0, damagedPacks: [] };
   const packEntries = new Map<string, { size: number; entries: BlobEntry[] }>();
+  // Key files that did not validate when the repository was opened (another key opened it).
+  for (const [file, message] of repo.problems) if (file.startsWith('keys/')) rep.errors.push(message.startsWith(file) ? message : `${file}: ${message}`);
   const { files, damaged: damagedIndex } = await readAllIndexFiles(repo);
   for (const d of damagedIndex) rep.errors.push(`${d.file}: ${d.message}`);
   const marks = damageMarks(files);

@@ -276,6 +276,11 @@ test('cli: a damaged snapshot and a hostile key file are named and skipped; repa
     assert.equal(rp.code, 0, rp.stderr);
     assert.equal((JSON.parse(rp.stdout) as { blobsMarked: number }).blobsMarked, 0);
     assert.equal((await runCli(['backup', 'prune', '--repo', repo], { env: ENV })).code, 0);
+    const stillBad = await runCli(['backup', 'check', '--repo', repo], { env: ENV });
+    assert.equal(stillBad.code, 1, 'check reports the damaged key file');
+    assert.match(stillBad.stderr, /keys\/ffff0000ffff0000ffff0000ffff0000/);
+    const kr = await runCli(['backup', 'key', 'remove', '--repo', repo, 'ffff0000'], { env: ENV });
+    assert.equal(kr.code, 0, kr.stderr);
     const chk2 = await runCli(['backup', 'check', '--repo', repo, '--read-data'], { env: ENV });
     assert.equal(chk2.code, 0, chk2.stdout + chk2.stderr);
     const bad = await runCli(['backup', 'repair', 'nonsense', '--repo', repo], { env: ENV });

@@ -240,6 +240,7 @@ test('key files with N of 1025, 3, -1, "x" or 1e400 crashed opening (RangeError)
       const r = await open(root);
       assert.equal(r.keyName, repo.keyName, `N=${n}: the good key still opens`);
       assert.ok(r.problems.get(`keys/${other}`)?.includes('scrypt N'), `N=${n}: the bad key file is named`);
+      assert.ok((await engine.check(r)).errors.some((e) => e.startsWith(`keys/${other}`)), `N=${n}: check reports the damaged key file`);
       await assert.rejects(open(root, 'other password'), (e: Coded) => e.code === 'BULWARK_REPO_CORRUPT' && e.message.includes(`keys/${other}`), `N=${n}`);
     }
   } finally {
