@@ -188,7 +188,12 @@ export function registerBackupCommands(program: Command): Command {
       }
       if (!rep.ok) {
         if (o.json) setExitCode(1);
-        else throw new BulwarkError('BULWARK_REPO_CHECK_FAILED', `check found ${rep.errors.length} error(s) in ${repo.backend.location}`, { details: rep.errors });
+        else {
+          throw new BulwarkError('BULWARK_REPO_CHECK_FAILED', `check found ${rep.errors.length} error(s) in ${repo.backend.location}`, {
+            details: rep.errors,
+            hint: 'docs/operations.md "Check found damage": `bulwark backup repair index` (index), `repair packs` then a backup (damaged packs), `repair snapshots` (lost data)',
+          });
+        }
       }
     });
 
