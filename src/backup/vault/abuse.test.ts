@@ -160,6 +160,14 @@ test('a client token had no limit on concurrent uploads or bytes per day: past m
     const more = randomBytes(2 * 1024 * 1024);
     await assert.rejects(client.write({ type: 'data', name: sha(more) }, more), (e: Coded) => e.code === 'BULWARK_BACKEND_FULL' && /quota/.test(e.message));
     await client.write({ type: 'data', name: sha(other) }, other); // small enough for what is left today
+    // a restart does not reset the day's count
+    await v.server.close();
+    const v2 = await vault(dir, { client: { maxUploads: 1, maxBytesPerDay: 3 * 1024 * 1024 } });
+    try {
+      await assert.rejects(v2.backend(CLIENT).write({ type: 'data', name: sha(more) }, more), (e: Coded) => e.code === 'BULWARK_BACKEND_FULL');
+    } finally {
+      await v2.server.close();
+    }
   } finally {
     await v.server.close();
     cleanup();

@@ -16,7 +16,8 @@
 //   DELETE /v1/repos/:repo/:type/:name      remove, subject to policy
 //   POST   /v1/repos/:repo/:type/:name?quarantine   admin only: move the file aside (never deleted,
 //                                           even inside its retention lock) to .vault-quarantine/
-// Per token: at most max_concurrent_uploads PUTs at once (429) and max_bytes_per_day (507).
+// Per token: at most max_concurrent_uploads PUTs at once (429) and max_bytes_per_day (507; the
+// day's counts are kept in <root>/.vault-usage.json, so a restart does not reset them).
 // Errors answer JSON {code, message} with 400/401/403/404/409/413/429/507/500.
 import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
 import { promises as fs, readFileSync } from 'node:fs';
@@ -152,6 +153,9 @@ export class VaultServer {
   /** Per token: uploads in flight, and bytes accepted on the current UTC day (in memory: a restart resets it). */
   readonly #uploads = new Map<string, number>();
   readonly #daily = new Map<string, { day: number; bytes: number }>();
+  /** Daily usage is saved here (debounced), so a restart does not reset the quotas. */
+  #usageTimer: NodeJS.Timeout | undefined;
+  #usageWrite: Promise<void> = Promise.resolve();
   #address = '';
 
   constructor(opts: VaultServerOptions) {
@@ -198,12 +202,19 @@ export class VaultServer {
         resolve();
       });
     });
+    await this.#loadUsage();
     const a = this.#server.address() as AddressInfo;
     this.#address = `${a.family === 'IPv6' ? `[${a.address}]` : a.address}:${a.port}`;
     return this.#address;
   }
 
   async close(): Promise<void> {
+    if (this.#usageTimer) {
+      clearTimeout(this.#usageTimer);
+      this.#usageTimer = undefined;
+      this.#saveUsage();
+    }
+    await this.#usageWrite;
     await new Promise<void>((resolve) => {
       this.#server.close(() => resolve());
       this.#server.closeAllConnections();
@@ -487,11 +498,53 @@ export class VaultServer {
     return d;
   }
 
+  get #usageFile(): string {
+    return join(this.#opts.root, '.vault-usage.json'); // not a repository name (those start alphanumeric)
+  }
+
+  async #loadUsage(): Promise<void> {
+    let v: unknown;
+    try {
+      v = JSON.parse(await fs.readFile(this.#usageFile, 'utf8'));
+    } catch {
+      return; // none yet, or unreadable: start from zero (the log still has every write)
+    }
+    const u = v as { day?: unknown; bytes?: unknown };
+    const today = Math.floor(this.#opts.clock.now() / 86_400_000);
+    if (u.day !== today || typeof u.bytes !== 'object' || u.bytes === null) return;
+    for (const [name, n] of Object.entries(u.bytes as Record<string, unknown>)) if (typeof n === 'number' && Number.isFinite(n) && n >= 0) this.#daily.set(name, { day: today, bytes: n });
+  }
+
+  #saveUsage(): void {
+    const today = Math.floor(this.#opts.clock.now() / 86_400_000);
+    const bytes: Record<string, number> = {};
+    for (const [name, d] of this.#daily) if (d.day === today) bytes[name] = d.bytes;
+    const text = JSON.stringify({ day: today, bytes });
+    const file = this.#usageFile;
+    this.#usageWrite = this.#usageWrite.then(async () => {
+      const tmp = `${file}.tmp-${randomBytes(6).toString('hex')}`;
+      try {
+        await fs.writeFile(tmp, text, { mode: 0o600 });
+        await fs.rename(tmp, file);
+      } catch (err) {
+        await fs.rm(tmp, { force: true });
+        this.#opts.log?.('usage not saved', { error: describeError(err) });
+      }
+    });
+  }
+
   /** Counts accepted bytes against the token's daily quota (throws once it is exceeded). */
   #count(tok: VaultToken, n: number): void {
     if (tok.maxBytesPerDay === undefined) return;
     const d = this.#today(tok);
     d.bytes += n;
+    if (!this.#usageTimer) {
+      this.#usageTimer = setTimeout(() => {
+        this.#usageTimer = undefined;
+        this.#saveUsage();
+      }, 1000);
+      this.#usageTimer.unref();
+    }
     if (d.bytes > tok.maxBytesPerDay) throw new HttpError(507, 'BULWARK_BACKEND_FULL', `token '${tok.name}' reached its quota of ${tok.maxBytesPerDay} bytes per day; nothing was stored`);
   }
 
