@@ -188,3 +188,21 @@ test('tokens file: per-client max_concurrent_uploads and max_bytes_per_day are r
     cleanup();
   }
 });
+
+test('a backup whose uploads the vault stops accepting mid-way (the token\'s daily quota) aborts with the backend\'s code, releases its lock, and check passes', { timeout: 60_000 }, async () => {
+  const { dir, cleanup } = scratchDir('bulwark-vault-abuse-');
+  const v = await vault(dir, { client: { maxBytesPerDay: 2 * 1024 * 1024 } });
+  try {
+    const src = join(dir, 'src');
+    mkdirSync(src);
+    writeFileSync(join(src, 'big.bin'), randomBytes(12 * 1024 * 1024));
+    const repo = await engine.initRepository(v.backend(CLIENT), 'pw', { packSize: 256 * 1024 });
+    await assert.rejects(engine.createSnapshot([repo], [src], { workers: 1 }), (e: Coded) => e.code === 'BULWARK_BACKEND_FULL' && /quota/.test(e.message));
+    assert.deepEqual(readdirSync(join(dir, 'vault/r/locks')), [], 'the lock was released');
+    assert.deepEqual(readdirSync(join(dir, 'vault/r/snapshots')), [], 'no snapshot');
+    assert.deepEqual((await engine.check(await engine.openRepository(v.backend(ADMIN), 'pw'))).errors, []);
+  } finally {
+    await v.server.close();
+    cleanup();
+  }
+});

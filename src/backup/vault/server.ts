@@ -375,6 +375,14 @@ export class VaultServer {
           this.#opts.log?.('write', { repo: repoName, file: filePath(h), bytes: size, token: tok.name });
           res.writeHead(201).end();
           return;
+        } catch (err) {
+          // Refused before the whole body arrived (quota, size, a full disk): answer, then close the
+          // connection, or the client keeps sending into a request nobody reads and stalls.
+          if (!req.complete) {
+            res.setHeader('connection', 'close');
+            res.once('finish', () => req.destroy());
+          }
+          throw err;
         } finally {
           release();
         }
