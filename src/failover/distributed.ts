@@ -256,7 +256,8 @@ export class DistributedCluster {
         reachable: n.obs?.ok === true,
         inRecovery: n.obs?.ok ? n.obs.inRecovery : undefined,
         lsn: n.obs?.ok ? n.obs.lsn : undefined,
-        streamed: n.lastStreamingAt > 0 && now - n.lastStreamingAt < recent,
+        // streaming as this instance saw it, or as the leader last reported it (this instance may have restarted since)
+        streamed: (n.lastStreamingAt > 0 && now - n.lastStreamingAt < recent) || this.#state?.replicas[n.spec.name]?.state === 'streaming',
       };
     });
   }
@@ -312,6 +313,9 @@ export class DistributedCluster {
       this.#d.logger.warn({ database: this.name, node: n.spec.name, as: d.as, reason: d.reason }, 'took the leader lease');
       this.#holder = this.#d.lease.identity;
       this.#leaderExists = true;
+      // a primary adopted after a restart is guarded at once (its watchdog still holds the old process's deadline)
+      const until = this.#d.lease.trustedUntil();
+      if (d.as === 'adopt' && until !== undefined) n.local?.watchdog.arm(until);
       await this.#becomeLeader(n, d.as, d.reason);
       return;
     }
@@ -418,7 +422,11 @@ export class DistributedCluster {
         await local.ctl.initdb(c.settings, c.standby === 'hot');
         local.ctl.allowHosts(this.#allowedHosts(), c.hba);
       }
-      if (as === 'bootstrap' || as === 'restart' || as === 'adopt') {
+      if (as === 'adopt' && !(local.ctl.postmasterPid() !== undefined && !local.ctl.isStandbyConfigured() && !local.ctl.isMarkedFenced())) {
+        // the primary we came to adopt stopped (its watchdog fenced it) between the decision and the lease: never start it here
+        throw new BulwarkError('BULWARK_DB_NO_PRIMARY', `${n.spec.name} stopped running as a primary before it could be adopted`);
+      }
+      if (as === 'bootstrap' || as === 'restart') {
         if (local.ctl.postmasterPid() === undefined) await local.ctl.start();
       }
       if (as === 'takeover' || as === 'handover') {
