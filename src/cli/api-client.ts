@@ -1,9 +1,8 @@
 // Owns how commands talk to the running daemon: the API address (--api, else api.listen from -c,
 // else 127.0.0.1:7070), the bearer token (api.token_file/env from -c, else BULWARK_API_TOKEN),
 // and mapping of the daemon's error answers back to registry codes and exit statuses.
-import { loadConfig } from '../core/config/load.js';
 import { BulwarkError, ERROR_CODES, type ErrorCode } from '../core/errors.js';
-import { apiToken } from './runtime.js';
+import { apiToken } from './token.js';
 
 export interface ApiOpts {
   config?: string;
@@ -19,6 +18,7 @@ export async function apiRequest(opts: ApiOpts, method: 'GET' | 'POST' | 'DELETE
   let base = opts.api ?? 'http://127.0.0.1:7070';
   let token = process.env['BULWARK_API_TOKEN'] || undefined;
   if (opts.config !== undefined) {
+    const { loadConfig } = await import('../core/config/load.js');
     const loaded = loadConfig(opts.config);
     if (opts.api === undefined) base = `http://${loaded.config.api.listen.replace(/^0\.0\.0\.0:/, '127.0.0.1:')}`;
     token = apiToken(loaded) ?? token;

@@ -102,6 +102,9 @@ export const ERROR_CODES = {
   BULWARK_SLO_MAINTENANCE_NOT_FOUND: { exit: 2, summary: 'No maintenance window with that id (windows from the config cannot be deleted through the API).' },
   BULWARK_SLO_NO_STATE: { exit: 1, summary: 'An offline SLO report found no state store in state_dir (the daemon has never recorded there).' },
   BULWARK_SLO_WEBHOOK_FAILED: { exit: 1, summary: 'An alert webhook could not be delivered (recorded with the alert and logged; the alert still counts).' },
+  // notify
+  BULWARK_NOTIFY_FAILED: { exit: 1, summary: 'A notification could not be delivered through a channel after every attempt (recorded as a notify.failed event and logged).' },
+  BULWARK_NOTIFY_UNKNOWN_CHANNEL: { exit: 2, summary: 'No notification channel with that name is configured under notify.channels.' },
 } as const satisfies Record<string, ErrorSpec>;
 
 export type ErrorCode = keyof typeof ERROR_CODES;

@@ -1,13 +1,10 @@
 // Owns the control-plane commands: up, validate, status, nines.
 import type { Command } from 'commander';
-import { loadConfig, parseConfigText } from '../../core/config/load.js';
-import { createLogger } from '../../core/logger.js';
 import { formatDuration, parseDuration, parsePercent } from '../../core/units.js';
 import { readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { availabilityFor, downtimeFor, PERIODS, type Period } from '../../slo/nines.js';
 import { printJson, printTable, usage } from '../output.js';
-import { startPlane } from '../runtime.js';
 import { apiGet } from '../api-client.js';
 import { setExitCode } from '../exit.js';
 
@@ -17,6 +14,9 @@ export function registerCoreCommands(program: Command): void {
     .description('run the control plane in the foreground (SIGTERM/SIGINT = graceful stop, SIGHUP = reload)')
     .requiredOption('-c, --config <file>', 'config file', 'bulwark.yaml')
     .action(async (opts: { config: string }) => {
+      const { loadConfig } = await import('../../core/config/load.js');
+      const { createLogger } = await import('../../core/logger.js');
+      const { startPlane } = await import('../runtime.js');
       const loaded = loadConfig(opts.config);
       const logger = createLogger({ level: loaded.config.log?.level ?? 'info' });
       const plane = await startPlane(loaded, logger);
@@ -28,7 +28,8 @@ export function registerCoreCommands(program: Command): void {
     .description('check a config file: exit 0, or 1 listing every problem as file:line:column')
     .requiredOption('-c, --config <file>', 'config file', 'bulwark.yaml')
     .option('--json', 'print the result as JSON')
-    .action((opts: { config: string; json?: boolean }) => {
+    .action(async (opts: { config: string; json?: boolean }) => {
+      const { loadConfig, parseConfigText } = await import('../../core/config/load.js');
       const file = resolve(opts.config);
       if (!opts.json) {
         loadConfig(file); // throws with every problem listed

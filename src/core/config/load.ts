@@ -165,6 +165,11 @@ function crossChecks(config: BulwarkConfig, baseDir: string): Array<{ path: Path
     out.push({ path: ['api', 'listen'], message: `listening on ${config.api.listen} (beyond loopback) requires api.token_file or api.token_env` });
   }
   secret(out, baseDir, ['api'], { file: config.api.token_file, env: config.api.token_env }, 'token');
+  secret(out, baseDir, ['api'], { file: config.api.read_token_file, env: config.api.read_token_env }, 'read_token');
+  for (const [ch, c] of Object.entries(config.notify?.channels ?? {})) {
+    if (c.type === 'webhook') secret(out, baseDir, ['notify', 'channels', ch], { file: c.secret_file, env: c.secret_env }, 'secret');
+    if (c.type === 'email') secret(out, baseDir, ['notify', 'channels', ch], { file: c.password_file, env: c.password_env }, 'password');
+  }
 
   const listens = new Map<string, string>();
   const claim = (addr: string, path: PathKey[]): void => {

@@ -4,6 +4,7 @@
 import { CronExpressionParser } from 'cron-parser';
 import { z } from 'zod';
 import { address, duration, name, percent, size } from './types.js';
+import { notifySchema } from './notify-schema.js';
 
 const healthSchema = z.strictObject({
   http: z
@@ -277,6 +278,9 @@ export const configSchema = z.strictObject({
       listen: address().default('127.0.0.1:7070'),
       token_file: z.string().optional(),
       token_env: z.string().optional(),
+      /** Read-only token: GET requests and /metrics (Prometheus), never a state change. */
+      read_token_file: z.string().optional(),
+      read_token_env: z.string().optional(),
     })
     .default({ listen: '127.0.0.1:7070' }),
   state_dir: z.string().default('./var'),
@@ -301,6 +305,8 @@ export const configSchema = z.strictObject({
   slos: z.record(name(), sloSchema).default({}),
   /** Maintenance windows excluded from every SLO budget of the services they name (owned by src/slo). */
   maintenance: z.array(maintenanceSchema).default([]),
+  /** Notifications of incidents (owned by src/notify). */
+  notify: notifySchema.optional(),
 });
 
 /** The validated config, with defaults filled in and units converted. */
