@@ -12,6 +12,7 @@ import type { Route, Subsystem, SubsystemDeps } from '../core/subsystem.js';
 import { VERSION } from '../core/version.js';
 import { SqliteStore } from '../store/sqlite.js';
 import { SUBSYSTEM_FACTORIES, type SubsystemFactory } from './subsystems.js';
+import { EventsFeed } from './events-feed.js';
 
 export interface DaemonOptions {
   logger: Logger;
@@ -33,6 +34,7 @@ export class Daemon {
   #routesVersion = 0;
   #startedAt = 0;
   #unsubscribe: Array<() => void> = [];
+  #feed: EventsFeed | undefined;
 
   constructor(loaded: LoadedConfig, opts: DaemonOptions) {
     this.#loaded = loaded;
@@ -63,11 +65,9 @@ export class Daemon {
     const store = SqliteStore.open(this.#loaded.config.state_dir);
     this.#store = store;
     (this.metrics.getSingleMetric('bulwark_up_since_seconds') as Gauge).set(Math.floor(this.#startedAt / 1000));
-    this.#unsubscribe.push(
-      this.events.on('audit.event', (e) => {
-        store.run('INSERT INTO events (at, kind, subject, message, data) VALUES (?, ?, ?, ?, ?)', e.at, e.kind, e.subject, e.message, e.data ? JSON.stringify(e.data) : null);
-      }),
-    );
+    const feed = new EventsFeed(store, () => this.#clock.now());
+    this.#feed = feed;
+    this.#unsubscribe.push(this.events.on('audit.event', (e) => feed.record(e)));
     this.#slots = this.#factories.map(() => undefined);
     try {
       await this.#buildMissing();
@@ -115,6 +115,7 @@ export class Daemon {
 
   /** Stops subsystems in reverse order; each gets to finish in-flight work. Never throws. */
   async stop(): Promise<void> {
+    this.#feed?.closeStreams();
     for (const s of [...this.#subsystems].reverse()) {
       try {
         await s.stop();
@@ -169,13 +170,7 @@ export class Daemon {
   }
 
   routes(): Route[] {
-    const own: Route[] = [
-      {
-        method: 'GET',
-        path: '/v1/events',
-        handle: ({ url }) => ({ events: this.recentEvents(Math.min(1000, Number(url.searchParams.get('limit') ?? 50) || 50)) }),
-      },
-    ];
+    const own: Route[] = this.#feed?.routes() ?? [];
     return [...own, ...this.#subsystems.flatMap((s) => s.routes?.() ?? [])];
   }
 

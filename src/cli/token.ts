@@ -9,3 +9,9 @@ export function apiToken(loaded: LoadedConfig): string | undefined {
   const api = loaded.config.api;
   return readSecret({ file: api.token_file, env: api.token_env }, loaded.baseDir, 'api') ?? (process.env['BULWARK_API_TOKEN'] || undefined);
 }
+
+/** The read-only token: GET requests and /metrics (a Prometheus scrape needs no admin rights). */
+export function apiReadToken(loaded: LoadedConfig): string | undefined {
+  const api = loaded.config.api;
+  return readSecret({ file: api.read_token_file, env: api.read_token_env }, loaded.baseDir, 'api.read_token');
+}
