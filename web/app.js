@@ -63,7 +63,7 @@
     if (/^(state|role|rpo|verified|writes|alerts|rule_3_2_1_1_0|result|probe|heartbeat)$/.test(k)) return '<td>' + pill(v) + '</td>';
     if (/(bytes|^size)$/.test(k) && Number.isFinite(Number(v))) return '<td class="num">' + esc(bytes(v)) + '</td>';
     if (/_ms$/.test(k) && Number.isFinite(Number(v))) return '<td class="num">' + esc(duration(v)) + '</td>';
-    if (/(^since$|_at$|^last_success$)/.test(k) && typeof v === 'string' && !Number.isNaN(Date.parse(v))) return '<td>' + when(v) + '</td>';
+    if (/(^since$|^at$|_at$|^last_success$)/.test(k) && typeof v === 'string' && !Number.isNaN(Date.parse(v))) return '<td>' + when(v) + '</td>';
     if (typeof v === 'number') return '<td class="num">' + esc(num(v)) + '</td>';
     if (/^errors?$/.test(k) && Number(v) > 0) return '<td class="num bad">' + esc(v) + '</td>';
     return '<td>' + esc(typeof v === 'object' ? JSON.stringify(v) : v) + '</td>';
@@ -178,6 +178,8 @@
     for (const [service, s] of state.series) {
       const el = document.querySelector('.chart[data-chart="' + CSS.escape(service) + '"]');
       if (!el) continue;
+      if (s.t.length < 2) { el.innerHTML = '<p class="muted">throughput chart: collecting samples…</p>'; continue; }
+      if (el.querySelector('p')) el.innerHTML = '';
       const data = [s.t, s.rps, s.eps];
       const width = Math.max(260, Math.min(el.parentElement.clientWidth || 600, 1200));
       let c = state.charts.get(service);
@@ -386,7 +388,8 @@
   }
   function addEvent(e, fresh) {
     const li = document.createElement('li');
-    li.className = eventTone(e.kind, e.message) + (fresh ? ' fresh' : '');
+    const t = eventTone(e.kind, e.message);
+    li.className = (t ? 'ev-' + t : '') + (fresh ? ' fresh' : '');
     li.setAttribute('data-kind', e.kind);
     li.setAttribute('data-subject', e.subject);
     li.innerHTML = '<span>' + when(e.at) + '</span><span class="kind">' + esc(e.kind) + ' <span class="muted">' + esc(e.subject) + '</span></span><span class="msg">' + esc(e.message) + '</span>';
