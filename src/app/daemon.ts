@@ -42,7 +42,11 @@ export class Daemon {
     this.#clock = opts.clock ?? systemClock;
     this.#factories = opts.factories ?? SUBSYSTEM_FACTORIES;
     this.events = new EventBus((event, err) => this.#logger.error({ event, err: describeError(err) }, 'event listener failed'));
-    collectDefaultMetrics({ register: this.metrics, prefix: 'bulwark_' });
+    // Standard unprefixed process_* and nodejs_* metrics (what dashboards for any exporter expect),
+    // less the three gauges named *_total that `promtool check metrics` rejects (their per-type
+    // versions nodejs_active_{handles,requests,resources} stay).
+    collectDefaultMetrics({ register: this.metrics });
+    for (const n of ['nodejs_active_handles_total', 'nodejs_active_requests_total', 'nodejs_active_resources_total']) this.metrics.removeSingleMetric(n);
     new Gauge({ name: 'bulwark_build_info', help: 'Bulwark version', labelNames: ['version'], registers: [this.metrics] }).set({ version: VERSION }, 1);
     new Gauge({
       name: 'bulwark_up_since_seconds',
