@@ -428,7 +428,7 @@
             if (data) { try { addEvent(JSON.parse(data), true); } catch { /* not an event */ } }
           }
         }
-      } catch (e) {
+      } catch {
         if (ctl.signal.aborted) return;
       }
       $('stream-state').textContent = '· reconnecting';

@@ -9,7 +9,7 @@ import { BulwarkError } from '../core/errors.js';
 import { silentLogger } from '../core/logger.js';
 import { SqliteStore } from '../store/sqlite.js';
 import { scratchDir, waitFor } from '../testing/helpers.js';
-import { EventsFeed, parseEventQuery } from './events-feed.js';
+import { EventsFeed, parseEventQuery } from '../app/events-feed.js';
 
 const NOW = Date.UTC(2026, 5, 1);
 
