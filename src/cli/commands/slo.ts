@@ -4,12 +4,9 @@
 import { existsSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import type { Command } from 'commander';
-import { loadConfig } from '../../core/config/load.js';
 import { BulwarkError } from '../../core/errors.js';
 import { formatDuration } from '../../core/units.js';
-import { publicReport, SloEngine, type Report, type SloReport } from '../../slo/engine.js';
-import { SloRepo } from '../../slo/repo.js';
-import { SqliteStore } from '../../store/sqlite.js';
+import type { Report, SloReport } from '../../slo/engine.js';
 import { printJson, printTable, usage } from '../output.js';
 import { apiGet } from '../api-client.js';
 
@@ -24,7 +21,11 @@ interface ReportOpts {
 type Source = 'daemon' | 'state-store';
 
 /** Computes the report from the state store of a config (the daemon is not running). */
-export function offlineReport(configFile: string, now: number, only?: string): Report {
+export async function offlineReport(configFile: string, now: number, only?: string): Promise<Report> {
+  const { loadConfig } = await import('../../core/config/load.js');
+  const { publicReport, SloEngine } = await import('../../slo/engine.js');
+  const { SloRepo } = await import('../../slo/repo.js');
+  const { SqliteStore } = await import('../../store/sqlite.js');
   const loaded = loadConfig(configFile);
   const stateDir = resolve(loaded.config.state_dir);
   if (!existsSync(join(stateDir, 'state.db'))) {
@@ -46,14 +47,14 @@ export function offlineReport(configFile: string, now: number, only?: string): R
 async function getReport(opts: ReportOpts): Promise<{ source: Source; report: Report }> {
   if (opts.offline) {
     if (opts.config === undefined) throw usage('--offline reads the state store named by the config: pass -c FILE');
-    return { source: 'state-store', report: offlineReport(opts.config, Date.now(), opts.slo) };
+    return { source: 'state-store', report: await offlineReport(opts.config, Date.now(), opts.slo) };
   }
   const path = opts.slo === undefined ? '/v1/slo' : `/v1/slo?slo=${encodeURIComponent(opts.slo)}`;
   try {
     return { source: 'daemon', report: (await apiGet(opts, path)) as Report };
   } catch (err) {
     if (err instanceof BulwarkError && err.code === 'BULWARK_API_UNREACHABLE' && opts.config !== undefined) {
-      return { source: 'state-store', report: offlineReport(opts.config, Date.now(), opts.slo) };
+      return { source: 'state-store', report: await offlineReport(opts.config, Date.now(), opts.slo) };
     }
     throw err;
   }
