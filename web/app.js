@@ -8,7 +8,7 @@
   const TOKEN_KEY = 'bulwark-token';
   const POLL_MS = 2000;
   const BARS = 40;
-  const state = { status: null, role: null, history: new Map(), series: new Map(), charts: new Map(), dbs: new Map(), lastEventId: 0, stream: null, polling: null };
+  const state = { status: null, role: null, history: new Map(), series: new Map(), charts: new Map(), dbs: new Map(), lastEventId: 0, stream: null, polling: null, buckets: new Map(), p95: new Map() };
 
   // ------------------------------------------------------------------ formatting
   function esc(s) { return String(s).replace(/[&<>"']/g, (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;' })[c]); }
@@ -163,13 +163,15 @@
   }
   function sample(service, t, requests, errors) {
     let s = state.series.get(service);
-    if (!s) { s = { t: [], rps: [], eps: [], last: null }; state.series.set(service, s); }
+    if (!s) { s = { t: [], rps: [], eps: [], p95: [], last: null }; state.series.set(service, s); }
     if (s.last && t > s.last.t) {
       const dt = (t - s.last.t) / 1000;
       s.t.push(t / 1000);
       s.rps.push(Math.max(0, (requests - s.last.requests) / dt));
       s.eps.push(Math.max(0, (errors - s.last.errors) / dt));
-      if (s.t.length > 300) { s.t.shift(); s.rps.shift(); s.eps.shift(); }
+      const p = state.p95.get(service);
+      s.p95.push(p === undefined ? null : p);
+      if (s.t.length > 300) { s.t.shift(); s.rps.shift(); s.eps.shift(); s.p95.shift(); }
     }
     s.last = { t, requests, errors };
   }
@@ -180,12 +182,17 @@
       if (!el) continue;
       if (s.t.length < 2) { el.innerHTML = '<p class="muted">throughput chart: collecting samples…</p>'; continue; }
       if (el.querySelector('p')) el.innerHTML = '';
-      const data = [s.t, s.rps, s.eps];
+      const data = [s.t, s.rps, s.eps, s.p95];
       const width = Math.max(260, Math.min(el.parentElement.clientWidth || 600, 1200));
       let c = state.charts.get(service);
       if (c && c.root.parentElement !== el) { c.destroy(); c = undefined; }
       if (!c) {
-        c = new uPlot({ width, height: 160, series: [{}, { label: 'requests/s', stroke: '#0969da', width: 2 }, { label: 'errors/s', stroke: '#cf222e', width: 2 }], axes: [{}, { size: 50 }], scales: { x: { time: true } } }, data, el);
+        c = new uPlot({
+          width, height: 180,
+          series: [{}, { label: 'requests/s', stroke: '#0969da', width: 2 }, { label: 'errors/s', stroke: '#cf222e', width: 2 }, { label: 'p95 latency', scale: 'ms', stroke: '#9a6700', width: 1.5, dash: [4, 3], value: (u, v) => (v === null || v === undefined ? '–' : duration(v)) }],
+          axes: [{}, { size: 50, label: 'per second' }, { scale: 'ms', side: 1, size: 60, grid: { show: false }, values: (u, vals) => vals.map((v) => duration(v)) }],
+          scales: { x: { time: true }, ms: { auto: true } },
+        }, data, el);
         state.charts.set(service, c);
       } else {
         c.setData(data);
@@ -359,11 +366,48 @@
     }
   });
 
+  // ------------------------------------------------------------------ latency from /metrics
+  /** p95 latency (ms) per service over the last poll, from the proxy's histogram (like histogram_quantile). */
+  async function latency() {
+    const r = await fetch('/metrics', { headers: authHeaders(), cache: 'no-store' });
+    if (!r.ok) return;
+    const text = await r.text();
+    const now = new Map();
+    const re = /^bulwark_proxy_request_duration_seconds_bucket\{([^}]*)\} ([0-9.e+-]+)$/gm;
+    let m;
+    while ((m = re.exec(text))) {
+      const svc = /service="([^"]*)"/.exec(m[1]);
+      const le = /le="([^"]*)"/.exec(m[1]);
+      if (!svc || !le) continue;
+      const per = now.get(svc[1]) || new Map();
+      per.set(le[1], (per.get(le[1]) || 0) + Number(m[2]));
+      now.set(svc[1], per);
+    }
+    for (const [svc, per] of now) {
+      const prev = state.buckets.get(svc);
+      state.buckets.set(svc, per);
+      if (!prev) continue;
+      const rows = [...per.entries()].map(([le, v]) => [le === '+Inf' ? Infinity : Number(le), v - (prev.get(le) || 0)]).sort((a, b) => a[0] - b[0]);
+      const total = rows.length ? rows[rows.length - 1][1] : 0;
+      if (!(total > 0)) { state.p95.set(svc, undefined); continue; }
+      const rank = 0.95 * total;
+      let lo = 0, loCount = 0, p;
+      for (const [le, cum] of rows) {
+        if (cum >= rank) {
+          p = le === Infinity ? lo : lo + (le - lo) * ((rank - loCount) / Math.max(1e-12, cum - loCount));
+          break;
+        }
+        lo = le; loCount = cum;
+      }
+      state.p95.set(svc, p === undefined ? undefined : p * 1000);
+    }
+  }
+
   // ------------------------------------------------------------------ polling
   let dbTick = 0;
   async function refresh() {
     try {
-      const s = await api('/v1/status');
+      const [s] = await Promise.all([api('/v1/status'), latency().catch(() => undefined)]);
       $('err').textContent = '';
       state.status = s;
       $('meta').textContent = 'version ' + s.version + ' · up since ' + new Date(s.started_at).toLocaleString() + ' · updated ' + new Date().toLocaleTimeString();
