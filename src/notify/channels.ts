@@ -217,8 +217,6 @@ class EmailChannel implements Channel {
     this.#cfg = cfg;
     this.#clock = deps.clock;
     this.#password = readSecret({ file: cfg.password_file, env: cfg.password_env }, deps.baseDir, `notify.channels.${name}`);
-    const m = /^(\[[^\]]+\]|[^:]+):(\d+)$/.exec(cfg.smtp);
-    if (!m) throw new BulwarkError('BULWARK_CONFIG_INVALID', `notify.channels.${name}.smtp: expected host:port, got '${cfg.smtp}'`, { hint: 'for example smtp.example.com:587' });
   }
 
   async send(doc: NotificationDocument): Promise<void> {

@@ -68,3 +68,14 @@ test('every kind an incident can have is in the catalogue', () => {
   const kinds = new Set(INCIDENT_KINDS.map((k) => k.kind));
   for (const k of ['node.down', 'node.up', 'db.failover', 'db.switchover', 'backup.failed', 'rpo.breached', 'verify.failed', 'drill.failed', 'drill.passed', 'audit.violation', 'slo.alert.firing', 'slo.alert.resolved']) assert.ok(kinds.has(k), k);
 });
+
+test('the notify schema: an email smtp must be host:port, a route must name a configured channel', async () => {
+  const { notifySchema } = await import('../core/config/notify-schema.js');
+  const email = { type: 'email', from: 'a@b.test', to: ['c@d.test'] };
+  assert.equal(notifySchema.safeParse({ channels: { m: { ...email, smtp: 'smtp.example.com:587' } } }).success, true);
+  assert.equal(notifySchema.safeParse({ channels: { m: { ...email, smtp: '[::1]:25' } } }).success, true);
+  assert.equal(notifySchema.safeParse({ channels: { m: { ...email, smtp: 'smtp.example.com' } } }).success, false);
+  assert.equal(notifySchema.safeParse({ channels: { w: { type: 'webhook', url: 'ftp://x/' } } }).success, false);
+  assert.equal(notifySchema.safeParse({ channels: {}, routes: [{ channels: ['w'] }] }).success, false);
+  assert.equal(notifySchema.safeParse({ group_interval: '1h', repeat_interval: '5m' }).success, false, 'repeat shorter than group interval');
+});

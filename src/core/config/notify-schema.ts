@@ -47,7 +47,7 @@ const alertmanagerChannel = z.strictObject({
 const emailChannel = z.strictObject({
   type: z.literal('email'),
   /** SMTP server as host:port. */
-  smtp: z.string().min(1),
+  smtp: z.string().regex(/^(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9.-]+):\d{1,5}$/, { message: 'expected the SMTP server as host:port, like smtp.example.com:587' }),
   /** TLS from the first byte (port 465); else STARTTLS is used when the server offers it. */
   tls: z.boolean().default(false),
   /** Refuse to send unless the connection is upgraded with STARTTLS. */
