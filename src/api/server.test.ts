@@ -165,3 +165,26 @@ test('a web page cannot drive a tokenless API: another Origin, a cross-site fetc
     await api.close();
   }
 });
+
+test('a heartbeat token may POST that service\'s heartbeats and nothing else', async () => {
+  const routes: Route[] = [
+    { method: 'POST', path: '/v1/heartbeat/:service/:node', handle: ({ params }) => ({ beat: `${params['service'] ?? ''}/${params['node'] ?? ''}` }) },
+    ...echo,
+  ];
+  const api = new ApiServer(plane(routes), { listen: '127.0.0.1:0', token: 'admin-token', scopedTokens: [{ token: 'hb-web', method: 'POST', pathPrefix: '/v1/heartbeat/web/' }], logger: silentLogger() });
+  await api.listen();
+  try {
+    const base = `http://${api.address}`;
+    const hb = { authorization: 'Bearer hb-web' };
+    const ok = await fetch(`${base}/v1/heartbeat/web/n1`, { method: 'POST', headers: hb });
+    assert.equal(ok.status, 200);
+    assert.deepEqual(await ok.json(), { beat: 'web/n1' });
+    assert.equal((await fetch(`${base}/v1/heartbeat/db/n1`, { method: 'POST', headers: hb })).status, 403, 'another service');
+    assert.equal((await fetch(`${base}/v1/echo`, { method: 'POST', headers: hb })).status, 403, 'another endpoint');
+    assert.equal((await fetch(`${base}/v1/status`, { headers: hb })).status, 403, 'reading');
+    assert.equal((await fetch(`${base}/v1/heartbeat/web/n1`, { method: 'POST' })).status, 401, 'no token');
+    assert.equal((await fetch(`${base}/v1/heartbeat/web/n1`, { method: 'POST', headers: { authorization: 'Bearer admin-token' } })).status, 200, 'the admin token still may');
+  } finally {
+    await api.close();
+  }
+});

@@ -29,6 +29,8 @@ export interface ApiOptions {
   token?: string | undefined;
   /** Read-only bearer token: GET/HEAD requests and /metrics, never a state change. */
   readToken?: string | undefined;
+  /** Tokens that may do one thing only: one method on paths under a prefix (heartbeats of one service). */
+  scopedTokens?: ReadonlyArray<{ token: string; method: string; pathPrefix: string }>;
   logger: Logger;
   /** Largest request body accepted, in bytes. */
   maxBody?: number;
@@ -46,6 +48,7 @@ export class ApiServer {
   #server: Server | undefined;
   #tokenBuf: Buffer | undefined;
   #readTokenBuf: Buffer | undefined;
+  #scoped: Array<{ buf: Buffer; method: string; pathPrefix: string }> = [];
   /** Open responses: event streams among them are ended on close (they would hold it forever). */
   readonly #open = new Set<ServerResponse>();
 
@@ -61,9 +64,17 @@ export class ApiServer {
     }
     this.#tokenBuf = opts.token ? Buffer.from(opts.token) : undefined;
     this.#readTokenBuf = opts.readToken ? Buffer.from(opts.readToken) : undefined;
+    this.#scoped = (opts.scopedTokens ?? []).map((t) => ({ buf: Buffer.from(t.token), method: t.method, pathPrefix: t.pathPrefix }));
     this.#router.add({ method: 'GET', path: '/healthz', handle: () => ({ ok: true }) });
     this.#router.add({ method: 'GET', path: '/v1/status', handle: () => this.#plane.status() });
-    this.#router.add({ method: 'GET', path: '/v1/whoami', handle: ({ req }) => ({ role: this.#role(req) ?? null, token_required: this.#tokenBuf !== undefined || this.#readTokenBuf !== undefined }) });
+    this.#router.add({
+      method: 'GET',
+      path: '/v1/whoami',
+      handle: ({ req }) => {
+        const role = this.#role(req);
+        return { role: typeof role === 'object' ? 'scoped' : (role ?? null), token_required: this.#tokenBuf !== undefined || this.#readTokenBuf !== undefined };
+      },
+    });
     this.#router.add({
       method: 'GET',
       path: '/metrics',
@@ -150,13 +161,16 @@ export class ApiServer {
     });
   }
 
-  /** 'admin', 'read' or undefined (no valid token given). Tokenless APIs treat every caller as admin. */
-  #role(req: IncomingMessage): 'admin' | 'read' | undefined {
-    if (!this.#tokenBuf && !this.#readTokenBuf) return 'admin';
+  /**
+   * 'admin', 'read', a scoped token's grant, or undefined (no valid token given). Tokenless APIs
+   * treat a caller without a token as admin; a scoped token is always held to its scope.
+   */
+  #role(req: IncomingMessage): 'admin' | 'read' | { method: string; pathPrefix: string } | undefined {
     const m = /^Bearer\s+(.+)$/i.exec(req.headers.authorization ?? '');
-    if (!m) return undefined;
-    const given = Buffer.from((m[1] as string).trim());
-    const eq = (b: Buffer | undefined): boolean => b !== undefined && given.length === b.length && timingSafeEqual(given, b);
+    const given = m ? Buffer.from((m[1] as string).trim()) : undefined;
+    const eq = (b: Buffer | undefined): boolean => given !== undefined && b !== undefined && given.length === b.length && timingSafeEqual(given, b);
+    for (const s of this.#scoped) if (eq(s.buf)) return { method: s.method, pathPrefix: s.pathPrefix };
+    if (!this.#tokenBuf && !this.#readTokenBuf) return 'admin';
     if (eq(this.#tokenBuf)) return 'admin';
     if (eq(this.#readTokenBuf)) return 'read';
     return undefined;
@@ -208,6 +222,9 @@ export class ApiServer {
     }
     if (role === 'read' && req.method !== 'GET' && req.method !== 'HEAD') {
       return sendError(res, 403, new BulwarkError('BULWARK_API_FORBIDDEN', `the read-only token cannot ${req.method ?? ''} ${url.pathname}`, { hint: 'state changes need the admin token (api.token_file)' }));
+    }
+    if (typeof role === 'object' && (req.method !== role.method || !url.pathname.startsWith(role.pathPrefix))) {
+      return sendError(res, 403, new BulwarkError('BULWARK_API_FORBIDDEN', `this token may only ${role.method} ${role.pathPrefix}…, not ${req.method ?? ''} ${url.pathname}`, { hint: 'a heartbeat token (services.NAME.heartbeat.token_file) is for that service\'s heartbeats; use the read-only or admin token for anything else' }));
     }
     const { match, allowed } = this.#match(req.method ?? 'GET', url.pathname);
     if (!match) {

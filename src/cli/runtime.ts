@@ -5,7 +5,7 @@ import { Daemon } from '../app/daemon.js';
 import { loadConfig, type LoadedConfig } from '../core/config/load.js';
 import { describeError } from '../core/errors.js';
 import type { Logger } from '../core/logger.js';
-import { apiReadToken, apiToken } from './token.js';
+import { apiReadToken, apiToken, heartbeatTokens } from './token.js';
 
 export interface RunningPlane {
   daemon: Daemon;
@@ -25,7 +25,7 @@ export async function startPlane(loaded: LoadedConfig, logger: Logger, opts: { l
   await daemon.start();
   let api: ApiServer;
   try {
-    api = new ApiServer(daemon, { listen: opts.listen ?? loaded.config.api.listen, token: apiToken(loaded), readToken: apiReadToken(loaded), logger });
+    api = new ApiServer(daemon, { listen: opts.listen ?? loaded.config.api.listen, token: apiToken(loaded), readToken: apiReadToken(loaded), scopedTokens: heartbeatTokens(loaded), logger });
     await api.listen();
   } catch (err) {
     await daemon.stop();

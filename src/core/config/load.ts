@@ -169,6 +169,9 @@ function crossChecks(config: BulwarkConfig, baseDir: string): Array<{ path: Path
   if ((config.api.read_token_file || config.api.read_token_env) && !config.api.token_file && !config.api.token_env) {
     out.push({ path: ['api', 'read_token_file'], message: 'a read-only token needs an admin token too (api.token_file or api.token_env): without one, anyone could change state' });
   }
+  for (const [svc, sc] of Object.entries(config.services)) {
+    if (sc.heartbeat) secret(out, baseDir, ['services', svc, 'heartbeat'], { file: sc.heartbeat.token_file, env: sc.heartbeat.token_env }, 'token');
+  }
   for (const [ch, c] of Object.entries(config.notify?.channels ?? {})) {
     if (c.type === 'webhook') secret(out, baseDir, ['notify', 'channels', ch], { file: c.secret_file, env: c.secret_env }, 'secret');
     if (c.type === 'email') secret(out, baseDir, ['notify', 'channels', ch], { file: c.password_file, env: c.password_env }, 'password');

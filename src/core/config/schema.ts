@@ -47,7 +47,14 @@ const serviceSchema = z.strictObject({
   balance: z.enum(['round-robin', 'least-request', 'random-two']).default('least-request'),
   backends: z.array(backendSchema).min(1, { message: 'expected at least one backend' }),
   health: healthSchema.optional(),
-  heartbeat: z.strictObject({ ttl: duration() }).optional(),
+  heartbeat: z
+    .strictObject({
+      ttl: duration(),
+      /** A token that may only POST this service's heartbeats (give it to the nodes instead of the admin token). */
+      token_file: z.string().optional(),
+      token_env: z.string().optional(),
+    })
+    .optional(),
   passive: passiveSchema.optional(),
   retries: z.number().int().min(0).max(10).default(2),
   timeouts: z
