@@ -285,6 +285,7 @@
       tile('plan', p.plan, failing ? 'bad' : p.running ? 'warn' : 'ok', p.rpoBreached ? 'RPO breached' : 'newest ' + (p.ageMs === undefined || p.ageMs === null ? 'never' : duration(p.ageMs) + ' old'));
       html += '<h3 data-plan="' + esc(p.plan) + '">' + esc(p.plan) + ' ' + pill(p.rpoBreached ? 'RPO breached' : 'RPO ok', p.rpoBreached ? 'bad' : 'ok') + ' <span class="muted">' + (p.running ? esc(p.running) + ' running' : 'idle') + (p.next && p.next.backup ? ', next backup ' + esc(ago(p.next.backup)) : '') + '</span></h3>';
       html += table(ts, ['target', 'media', 'last_success', 'age', 'rpo', 'size', 'errors', 'verified', 'rto', 'state', 'error']);
+      html += '<div class="actions">' + ts.map((t) => '<button type="button" data-action="browse" data-plan="' + esc(p.plan) + '" data-target="' + esc(t.target) + '">Browse ' + esc(t.target) + '</button>').join('') + '</div>';
       html += '<div class="actions admin">' + ['run', 'verify', 'drill'].map((k) => '<button type="button" data-action="plan" data-kind="' + k + '" data-plan="' + esc(p.plan) + '">' + (k === 'run' ? 'Back up now' : k === 'verify' ? 'Verify' : 'Restore drill') + '</button>').join('') + '</div>';
     }
     return html || table(rows, d.columns);
@@ -347,10 +348,67 @@
     drawCharts();
   }
 
+  // ------------------------------------------------------------------ snapshot browser
+  function enc(s) { return encodeURIComponent(s); }
+  async function openBrowser(plan, target, snapshot, path) {
+    const sec = $('browser');
+    sec.hidden = false;
+    const base = '/v1/backups/' + enc(plan) + '/targets/' + enc(target) + '/snapshots';
+    try {
+      const list = await api(base);
+      const snaps = list.snapshots || [];
+      snapshot = snapshot || (snaps[0] && snaps[0].id);
+      path = path || '';
+      state.browser = { plan, target, snapshot, path };
+      let html = '<h2>Snapshots of ' + esc(plan) + ' / ' + esc(target) + ' <button type="button" data-action="close-browser">Close</button></h2>';
+      if (!snapshot) { sec.innerHTML = html + '<p class="muted">no snapshots yet</p>'; return; }
+      html += '<div class="actions"><label>Snapshot <select id="browser-snapshot">' + snaps.map((s) => '<option value="' + esc(s.id) + '"' + (s.id === snapshot ? ' selected' : '') + '>' + esc(s.short_id + ' · ' + ago(s.time) + ' · ' + num(s.files) + ' files · ' + bytes(s.bytes)) + '</option>').join('') + '</select></label></div>';
+      const tree = await api(base + '/' + enc(snapshot) + '/tree?path=' + enc(path));
+      const crumbs = [['/', '']].concat(path.split('/').filter(Boolean).map((p, i, all) => [p, all.slice(0, i + 1).join('/')]));
+      html += '<p class="crumbs">' + crumbs.map(([n, p]) => '<button type="button" class="link" data-action="browse-dir" data-path="' + esc(p) + '">' + esc(n) + '</button>').join(' / ') + '</p>';
+      const admin = state.role !== 'read';
+      html += '<div class="table-wrap"><table data-browser-path="' + esc(path) + '"><thead><tr><th>name</th><th class="num">size</th><th>modified</th><th></th></tr></thead><tbody>' +
+        tree.entries.map((e) => '<tr data-entry="' + esc(e.path) + '"><td>' + (e.type === 'dir' ? '<button type="button" class="link" data-action="browse-dir" data-path="' + esc(e.path) + '">' + esc(e.name) + '/</button>' : esc(e.name)) + '</td><td class="num">' + (e.type === 'file' ? esc(bytes(e.size)) : '') + '</td><td>' + (e.mtime ? when(e.mtime) : '–') + '</td><td>' +
+          (e.type === 'file' ? '<button type="button" data-action="download" data-path="' + esc(e.path) + '"' + (admin ? '' : ' disabled title="needs the admin token"') + '>Restore / download</button>' : '') + '</td></tr>').join('') +
+        '</tbody></table></div>';
+      sec.innerHTML = html;
+    } catch (e) {
+      sec.innerHTML = '<h2>Snapshots of ' + esc(plan) + ' / ' + esc(target) + ' <button type="button" data-action="close-browser">Close</button></h2><p class="bad">' + esc(e.message) + '</p>';
+    }
+  }
+  async function download(path) {
+    const b = state.browser;
+    if (!b) return;
+    try {
+      const r = await fetch('/v1/backups/' + enc(b.plan) + '/targets/' + enc(b.target) + '/snapshots/' + enc(b.snapshot) + '/restore-file', { method: 'POST', headers: authHeaders({ 'content-type': 'application/json' }), body: JSON.stringify({ path }) });
+      if (!r.ok) {
+        const e = (await r.json().catch(() => ({}))).error || {};
+        throw new Error(e.message || 'HTTP ' + r.status);
+      }
+      const blob = await r.blob();
+      const a = document.createElement('a');
+      a.href = URL.createObjectURL(blob);
+      a.download = path.split('/').pop() || 'file';
+      document.body.appendChild(a);
+      a.click();
+      setTimeout(() => { URL.revokeObjectURL(a.href); a.remove(); }, 1000);
+      toast('restored ' + path + ' (' + bytes(blob.size) + ')');
+    } catch (e) {
+      toast('restore of ' + path + ' failed: ' + e.message, true);
+    }
+  }
+  document.addEventListener('change', (ev) => {
+    if (ev.target && ev.target.id === 'browser-snapshot' && state.browser) openBrowser(state.browser.plan, state.browser.target, ev.target.value, '');
+  });
+
   document.addEventListener('click', (ev) => {
     const b = ev.target.closest && ev.target.closest('button[data-action]');
     if (!b) return;
     const a = b.getAttribute('data-action');
+    if (a === 'browse') { openBrowser(b.getAttribute('data-plan'), b.getAttribute('data-target')); return; }
+    if (a === 'browse-dir' && state.browser) { openBrowser(state.browser.plan, state.browser.target, state.browser.snapshot, b.getAttribute('data-path')); return; }
+    if (a === 'download') { download(b.getAttribute('data-path')); return; }
+    if (a === 'close-browser') { $('browser').hidden = true; state.browser = null; return; }
     if (a === 'plan') {
       const plan = b.getAttribute('data-plan');
       const kind = b.getAttribute('data-kind');

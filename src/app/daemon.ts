@@ -13,6 +13,7 @@ import { VERSION } from '../core/version.js';
 import { SqliteStore } from '../store/sqlite.js';
 import { SUBSYSTEM_FACTORIES, type SubsystemFactory } from './subsystems.js';
 import { EventsFeed } from './events-feed.js';
+import { snapshotRoutes } from './snapshot-browser.js';
 
 export interface DaemonOptions {
   logger: Logger;
@@ -174,7 +175,7 @@ export class Daemon {
   }
 
   routes(): Route[] {
-    const own: Route[] = this.#feed?.routes() ?? [];
+    const own: Route[] = [...(this.#feed?.routes() ?? []), ...snapshotRoutes({ config: () => this.#loaded, clock: this.#clock })];
     return [...own, ...this.#subsystems.flatMap((s) => s.routes?.() ?? [])];
   }
 
