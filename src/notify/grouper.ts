@@ -95,6 +95,15 @@ export class Grouper {
     this.#send(n);
   }
 
+  /** Forgets a key: what is pending is not sent, no reminder follows (another incident supersedes it). */
+  forget(key: string): void {
+    const g = this.#groups.get(key);
+    if (!g) return;
+    g.timer?.cancel();
+    g.repeatTimer?.cancel();
+    this.#groups.delete(key);
+  }
+
   /** Incident keys currently firing (last message sent was a firing one), for status. */
   firing(): Incident[] {
     return [...this.#groups.values()].flatMap((g) => (g.lastSent?.state === 'firing' && !g.lastSent.one_shot ? [g.lastSent] : []));

@@ -75,6 +75,40 @@ test('a backend that goes down and flaps sends one webhook message; a dead recei
   }
 });
 
+test('a backend ejected on live errors and then marked down by its probes is one message (node.down), not two', async () => {
+  const sent: Array<{ kind: string; subject: string }> = [];
+  const server = createServer((req, res) => {
+    let b = '';
+    req.on('data', (c: Buffer) => (b += c.toString('utf8')));
+    req.on('end', () => {
+      sent.push(JSON.parse(b) as { kind: string; subject: string });
+      res.writeHead(200).end();
+    });
+  });
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', () => r()));
+  const config = configSchema.parse({ notify: { channels: { hook: { type: 'webhook', url: `http://127.0.0.1:${(server.address() as AddressInfo).port}/` } }, routes: [{ channels: ['hook'] }] } });
+  const clock = new FakeClock();
+  const events = new EventBus();
+  const n = createNotify({ config, baseDir: '.', events, logger: silentLogger(), clock, metrics: new Registry(), store: noStore });
+  assert.ok(n);
+  await n.start();
+  try {
+    events.emit('proxy.outlier', { service: 'web', backend: 'b1', ejected: true, reason: '3 consecutive failures', until: clock.now() + 5000, at: clock.now() });
+    clock.advance(1000);
+    events.emit('health.transition', { service: 'web', node: 'b1', from: 'up', to: 'down', reason: 'probe failed', at: clock.now() });
+    events.emit('proxy.outlier', { service: 'web', backend: 'b1', ejected: false, reason: 'ejection period ended', until: undefined, at: clock.now() });
+    clock.advance(10_000);
+    // Control: another backend's ejection alone is still sent.
+    events.emit('proxy.outlier', { service: 'web', backend: 'b2', ejected: true, reason: '3 consecutive failures', until: clock.now() + 5000, at: clock.now() });
+    clock.advance(10_000);
+    await waitFor(() => sent.length >= 2 || undefined, { what: 'two messages' });
+    assert.deepEqual(sent.map((s) => `${s.kind} ${s.subject}`).sort(), ['backend.ejected web/b2', 'node.down web/b1']);
+  } finally {
+    await n.stop();
+    await new Promise<void>((r) => server.close(() => r()));
+  }
+});
+
 test('no notify section, or no channels: no subsystem', () => {
   const base = { baseDir: '.', events: new EventBus(), logger: silentLogger(), clock: new FakeClock(), metrics: new Registry(), store: noStore };
   assert.equal(createNotify({ ...base, config: configSchema.parse({}) }), undefined);

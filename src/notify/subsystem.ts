@@ -34,6 +34,8 @@ export class NotifySubsystem implements Subsystem {
   readonly #stats = new Map<string, ChannelStats>();
   readonly #offs: Array<() => void> = [];
   readonly #inflight = new Set<Promise<void>>();
+  /** Backends (service/node) that health says are down: their proxy ejections are old news. */
+  readonly #down = new Set<string>();
   #counter: Counter | undefined;
 
   constructor(deps: SubsystemDeps, cfg: NotifyConfig) {
@@ -72,8 +74,20 @@ export class NotifySubsystem implements Subsystem {
     for (const name of channels.keys()) if (!this.#stats.has(name)) this.#stats.set(name, { sent: 0, failed: 0, last_sent_at: undefined, last_error: undefined });
   }
 
-  /** Takes one incident: every matching route's grouper gets it. */
+  /**
+   * Takes one incident: every matching route's grouper gets it. A backend that is down is one
+   * story: its node.down supersedes the proxy's ejection of it (often a few seconds earlier, on
+   * live errors), which is then not sent, and ejections while it is down are ignored.
+   */
   incident(i: Incident): void {
+    if (i.kind === 'node.down') {
+      this.#down.add(i.subject);
+      for (const r of this.#routes) r.grouper.forget(`outlier:${i.subject}`);
+    } else if (i.kind === 'node.up') {
+      this.#down.delete(i.subject);
+    } else if (i.key.startsWith('outlier:') && this.#down.has(i.subject)) {
+      return;
+    }
     for (const r of this.#routes) if (routeMatches(r.route, i)) r.grouper.add(i);
   }
 
