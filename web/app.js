@@ -8,7 +8,7 @@
   const TOKEN_KEY = 'bulwark-token';
   const POLL_MS = 2000;
   const BARS = 40;
-  const state = { status: null, role: null, history: new Map(), series: new Map(), charts: new Map(), dbs: new Map(), lastEventId: 0, stream: null, polling: null, buckets: new Map(), p95: new Map() };
+  const state = { transitions: new Map(), status: null, role: null, history: new Map(), series: new Map(), charts: new Map(), dbs: new Map(), lastEventId: 0, stream: null, polling: null, buckets: new Map(), p95: new Map() };
 
   // ------------------------------------------------------------------ formatting
   function esc(s) { return String(s).replace(/[&<>"']/g, (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;' })[c]); }
@@ -154,7 +154,27 @@
     if (h.length > BARS) h.shift();
     return h;
   }
+  const SLOT_MS = 90_000; // 40 bars x 90 s = the last hour
+  /** Kuma-style bars from the health transitions of the last hour (the worst state in each slot), else the page's samples. */
   function bars(key) {
+    const subject = key.replace(/^(node|backend):/, '');
+    const tr = state.transitions.get(subject);
+    if (tr && tr.length) {
+      const now = Date.now();
+      const cells = [];
+      for (let i = BARS - 1; i >= 0; i--) {
+        const from = now - (i + 1) * SLOT_MS;
+        const to = now - i * SLOT_MS;
+        let before = null;
+        const inside = [];
+        for (const t of tr) { if (t.at <= from) before = t.to; else if (t.at <= to) inside.push(t.to); }
+        const seen = [before].concat(inside).filter((x) => x);
+        const worst = seen.includes('down') ? 'down' : seen.includes('up') ? 'up' : null; // unknown = not yet probed: no data
+        const label = new Date(from).toLocaleTimeString() + '–' + new Date(to).toLocaleTimeString() + ': ' + (worst || 'no data');
+        cells.push('<i class="' + (worst ? tone(worst) : '') + '" title="' + esc(label) + '"></i>');
+      }
+      return '<span class="bars" aria-label="last hour, ' + BARS + ' slots of 90 s">' + cells.join('') + '</span>';
+    }
     const h = state.history.get(key) || [];
     const cells = [];
     for (let i = 0; i < BARS - h.length; i++) cells.push('<i></i>');
@@ -209,7 +229,7 @@
     const rows = d.rows || [];
     for (const r of rows) remember('node:' + r.service + '/' + r.node, r.state);
     return table(rows, d.columns, (r) => ' data-node="' + esc(r.service + '/' + r.node) + '"') +
-      '<h3>Heartbeat bars (last ' + BARS + ' samples, newest right)</h3>' +
+      '<h3>Heartbeat bars (last hour, newest right)</h3>' +
       '<div class="table-wrap"><table><tbody>' + rows.map((r) => '<tr data-bars="' + esc(r.service + '/' + r.node) + '"><th>' + esc(r.service + '/' + r.node) + '</th><td>' + bars('node:' + r.service + '/' + r.node) + '</td><td>' + pill(r.state) + '</td></tr>').join('') + '</tbody></table></div>';
   }
 
@@ -424,6 +444,19 @@
     }
   });
 
+  // ------------------------------------------------------------------ health history for the bars
+  async function loadTransitions() {
+    const out = await api('/v1/events?kind=health.transition&since=65m&limit=1000');
+    const m = new Map();
+    for (const e of out.events.slice().reverse()) {
+      const x = /^(\w+) -> (\w+)/.exec(e.message || '');
+      if (!x) continue;
+      if (!m.has(e.subject)) m.set(e.subject, []);
+      m.get(e.subject).push({ at: e.at, from: x[1], to: x[2] });
+    }
+    state.transitions = m;
+  }
+
   // ------------------------------------------------------------------ latency from /metrics
   /** p95 latency (ms) per service over the last poll, from the proxy's histogram (like histogram_quantile). */
   async function latency() {
@@ -469,6 +502,7 @@
       $('err').textContent = '';
       state.status = s;
       $('meta').textContent = 'version ' + s.version + ' · up since ' + new Date(s.started_at).toLocaleString() + ' · updated ' + new Date().toLocaleTimeString();
+      if (dbTick % 15 === 0) await loadTransitions().catch(() => undefined);
       if (dbTick++ % 5 === 0 && s.subsystems && s.subsystems.failover && Array.isArray(s.subsystems.failover.databases)) {
         for (const db of s.subsystems.failover.databases) api('/v1/db/' + encodeURIComponent(db.database)).then((info) => state.dbs.set(db.database, info), () => undefined);
       }
@@ -493,6 +527,13 @@
     const t = eventTone(e.kind, e.message);
     li.className = (t ? 'ev-' + t : '') + (fresh ? ' fresh' : '');
     li.setAttribute('data-kind', e.kind);
+    if (fresh && e.kind === 'health.transition') {
+      const x = /^(\w+) -> (\w+)/.exec(e.message || '');
+      if (x) {
+        if (!state.transitions.has(e.subject)) state.transitions.set(e.subject, []);
+        state.transitions.get(e.subject).push({ at: e.at, from: x[1], to: x[2] });
+      }
+    }
     li.setAttribute('data-subject', e.subject);
     li.innerHTML = '<span>' + when(e.at) + '</span><span class="kind">' + esc(e.kind) + ' <span class="muted">' + esc(e.subject) + '</span></span><span class="msg">' + esc(e.message) + '</span>';
     const list = $('timeline');
