@@ -13,6 +13,8 @@ import { VERSION } from '../core/version.js';
 import { createCoordination, type Coordination } from '../coord/index.js';
 import { SqliteStore } from '../store/sqlite.js';
 import { SUBSYSTEM_FACTORIES, type AppDeps, type SubsystemFactory } from './subsystems.js';
+import { EventsFeed } from './events-feed.js';
+import { snapshotRoutes } from './snapshot-browser.js';
 
 export interface DaemonOptions {
   logger: Logger;
@@ -36,6 +38,7 @@ export class Daemon {
   #routesVersion = 0;
   #startedAt = 0;
   #unsubscribe: Array<() => void> = [];
+  #feed: EventsFeed | undefined;
 
   constructor(loaded: LoadedConfig, opts: DaemonOptions) {
     this.#loaded = loaded;
@@ -43,7 +46,11 @@ export class Daemon {
     this.#clock = opts.clock ?? systemClock;
     this.#factories = opts.factories ?? SUBSYSTEM_FACTORIES;
     this.events = new EventBus((event, err) => this.#logger.error({ event, err: describeError(err) }, 'event listener failed'));
-    collectDefaultMetrics({ register: this.metrics, prefix: 'bulwark_' });
+    // Standard unprefixed process_* and nodejs_* metrics (what dashboards for any exporter expect),
+    // less the three gauges named *_total that `promtool check metrics` rejects (their per-type
+    // versions nodejs_active_{handles,requests,resources} stay).
+    collectDefaultMetrics({ register: this.metrics });
+    for (const n of ['nodejs_active_handles_total', 'nodejs_active_requests_total', 'nodejs_active_resources_total']) this.metrics.removeSingleMetric(n);
     new Gauge({ name: 'bulwark_build_info', help: 'Bulwark version', labelNames: ['version'], registers: [this.metrics] }).set({ version: VERSION }, 1);
     new Gauge({
       name: 'bulwark_up_since_seconds',
@@ -67,11 +74,9 @@ export class Daemon {
     this.#store = store;
     this.#coord = createCoordination(this.#loaded.config.coordination, { clock: this.#clock, ...(this.#loaded.instance ? { identity: this.#loaded.instance.name } : {}) });
     (this.metrics.getSingleMetric('bulwark_up_since_seconds') as Gauge).set(Math.floor(this.#startedAt / 1000));
-    this.#unsubscribe.push(
-      this.events.on('audit.event', (e) => {
-        store.run('INSERT INTO events (at, kind, subject, message, data) VALUES (?, ?, ?, ?, ?)', e.at, e.kind, e.subject, e.message, e.data ? JSON.stringify(e.data) : null);
-      }),
-    );
+    const feed = new EventsFeed(store, () => this.#clock.now());
+    this.#feed = feed;
+    this.#unsubscribe.push(this.events.on('audit.event', (e) => feed.record(e)));
     this.#slots = this.#factories.map(() => undefined);
     try {
       await this.#buildMissing();
@@ -121,6 +126,7 @@ export class Daemon {
 
   /** Stops subsystems in reverse order; each gets to finish in-flight work. Never throws. */
   async stop(): Promise<void> {
+    this.#feed?.closeStreams();
     for (const s of [...this.#subsystems].reverse()) {
       try {
         await s.stop();
@@ -177,13 +183,7 @@ export class Daemon {
   }
 
   routes(): Route[] {
-    const own: Route[] = [
-      {
-        method: 'GET',
-        path: '/v1/events',
-        handle: ({ url }) => ({ events: this.recentEvents(Math.min(1000, Number(url.searchParams.get('limit') ?? 50) || 50)) }),
-      },
-    ];
+    const own: Route[] = [...(this.#feed?.routes() ?? []), ...snapshotRoutes({ config: () => this.#loaded, clock: this.#clock })];
     return [...own, ...this.#subsystems.flatMap((s) => s.routes?.() ?? [])];
   }
 

@@ -5,15 +5,9 @@
 import { existsSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import type { Command } from 'commander';
-import { auditInputs } from '../../audit/inputs.js';
-import { auditPlan } from '../../audit/rules.js';
-import { auditSpof } from '../../audit/spof.js';
-import { probePlan } from '../../backup/plan/probe.js';
 import { systemClock } from '../../core/clock.js';
 import type { BackupPlanConfig } from '../../core/config/schema.js';
-import { loadConfig } from '../../core/config/load.js';
 import { BulwarkError } from '../../core/errors.js';
-import { SqliteStore } from '../../store/sqlite.js';
 import { printJson, printTable } from '../output.js';
 
 export function registerAuditCommand(program: Command): void {
@@ -25,6 +19,12 @@ export function registerAuditCommand(program: Command): void {
     .option('--probe', 'also open every target and read its newest snapshot back (needs the passwords and credentials)')
     .option('--json', 'print JSON')
     .action(async (opts: { config: string; json?: boolean; plan?: string; probe?: boolean }) => {
+      const { auditInputs } = await import('../../audit/inputs.js');
+      const { auditPlan } = await import('../../audit/rules.js');
+      const { auditSpof } = await import('../../audit/spof.js');
+      const { probePlan } = await import('../../backup/plan/probe.js');
+      const { loadConfig } = await import('../../core/config/load.js');
+      const { SqliteStore } = await import('../../store/sqlite.js');
       const loaded = loadConfig(opts.config);
       if (opts.plan !== undefined && !loaded.config.backups[opts.plan]) {
         throw new BulwarkError('BULWARK_PLAN_UNKNOWN', `no backup plan named '${opts.plan}' under backups`, { hint: `configured plans: ${Object.keys(loaded.config.backups).join(', ') || '(none)'}` });

@@ -2,11 +2,13 @@
 // (`backup copy|plan|drill` and `vault` live in plans.ts.) The work is in src/backup/engine.ts.
 import { readFileSync } from 'node:fs';
 import type { Command } from 'commander';
-import cliProgress from 'cli-progress';
 import { BulwarkError } from '../../core/errors.js';
 import { formatBytes, formatDuration, parseDuration, parsePercent } from '../../core/units.js';
-import * as engine from '../../backup/engine.js';
-import { policyIsEmpty, type RetentionPolicy } from '../../backup/forget.js';
+import type * as Engine from '../../backup/engine.js';
+import type { RetentionPolicy } from '../../backup/forget.js';
+
+/** The backup engine, loaded when a command runs (not for --help or other commands). */
+const loadEngine = (): Promise<typeof Engine> => import('../../backup/engine.js');
 import { printJson, printTable, usage } from '../output.js';
 import { setExitCode } from '../exit.js';
 
@@ -32,7 +34,8 @@ function readPassword(file: string | undefined, env: string, flag: string): stri
   throw new BulwarkError('BULWARK_REPO_NO_PASSWORD', 'no repository password given', { hint: `set ${env} or pass ${flag} FILE (never on the command line)` });
 }
 
-async function openRepo(o: RepoOpts): Promise<engine.Repository> {
+async function openRepo(o: RepoOpts): Promise<Engine.Repository> {
+  const engine = await loadEngine();
   const backend = await engine.openBackend(o.repo);
   return engine.openRepository(backend, readPassword(o.passwordFile, 'BULWARK_PASSWORD', '--password-file'));
 }
@@ -48,7 +51,7 @@ function short(id: string): string {
 }
 
 /** Damaged files the engine skipped (index, snapshot, key files): named on stderr, never silently. */
-function warnProblems(repo: engine.Repository): void {
+function warnProblems(repo: Engine.Repository): void {
   for (const [file, message] of repo.problems) process.stderr.write(`warning: skipped damaged ${file}: ${message.startsWith(file) ? message.slice(file.length).replace(/^[:\s]+/, '') : message}\n`);
 }
 
@@ -59,6 +62,7 @@ export function registerBackupCommands(program: Command): Command {
   repoOpt(backup.command('init').description('create a repository'))
     .option('--json', 'print JSON')
     .action(async (o: RepoOpts & { json?: boolean }) => {
+      const engine = await loadEngine();
       const backend = await engine.openBackend(o.repo);
       const repo = await engine.initRepository(backend, readPassword(o.passwordFile, 'BULWARK_PASSWORD', '--password-file'));
       if (o.json) printJson({ repo: backend.location, id: repo.config.id });
@@ -73,13 +77,15 @@ export function registerBackupCommands(program: Command): Command {
     .option('--json', 'progress and summary as JSON lines')
     .argument('<path...>')
     .action(async (paths: string[], o: RepoOpts & { tag?: string[]; exclude?: string[]; host?: string; full?: boolean; json?: boolean }) => {
+      const engine = await loadEngine();
+      const { default: cliProgress } = await import('cli-progress');
       const repo = await openRepo(o);
       const tty = process.stderr.isTTY && !o.json;
       const bar = tty ? new cliProgress.SingleBar({ format: '{bar} {percentage}% | {files}/{totalFiles} files | {doneBytes}/{allBytes} | {rate}/s | ETA {eta_formatted}', hideCursor: true, stream: process.stderr }, cliProgress.Presets.shades_classic) : undefined;
       const started = Date.now();
       let lastJson = 0;
       bar?.start(1, 0, { files: 0, totalFiles: 0, doneBytes: '0 B', allBytes: '?', rate: '0 B' });
-      const progress = (p: engine.ArchiveProgress): void => {
+      const progress = (p: Engine.ArchiveProgress): void => {
         const secs = Math.max(0.001, (Date.now() - started) / 1000);
         if (bar) {
           bar.setTotal(Math.max(1, p.totalBytes));
@@ -142,9 +148,10 @@ export function registerBackupCommands(program: Command): Command {
     .requiredOption('--target <dir>', 'directory to restore into')
     .option('--include <path...>', 'restore only these paths (as backed up, or relative to the snapshot root)')
     .option('--verify', 'read back and check what was written')
-    .option('--keep-damaged', `keep a file with lost byte ranges under its own name (default: renamed with ${engine.DAMAGED_SUFFIX})`)
+    .option('--keep-damaged', 'keep a file with lost byte ranges under its own name (default: renamed with the .damaged suffix)')
     .option('--json', 'print the result as JSON')
     .action(async (ref: string, o: RepoOpts & { target: string; include?: string[]; verify?: boolean; keepDamaged?: boolean; json?: boolean }) => {
+      const engine = await loadEngine();
       const repo = await openRepo(o);
       const started = Date.now();
       const r = await engine.restore(repo, ref, { target: o.target, ...(o.include ? { include: o.include } : {}), ...(o.verify ? { verify: true } : {}), ...(o.keepDamaged ? { keepDamaged: true } : {}) });
@@ -165,6 +172,7 @@ export function registerBackupCommands(program: Command): Command {
     .option('--no-lock', 'take no shared lock (read-only storage); a concurrent prune may then show up as missing packs')
     .option('--json', 'print JSON')
     .action(async (o: RepoOpts & { readData?: boolean; readDataSubset?: string; json?: boolean; lock: boolean }) => {
+      const engine = await loadEngine();
       let subset: number | undefined;
       if (o.readDataSubset !== undefined) {
         try {
@@ -209,6 +217,8 @@ export function registerBackupCommands(program: Command): Command {
     .option('--dry-run', 'show what would be removed and why')
     .option('--json', 'print JSON')
     .action(async (o: RepoOpts & Record<string, string | boolean | undefined>) => {
+      const engine = await loadEngine();
+      const { policyIsEmpty } = await import('../../backup/forget.js');
       const policy: RetentionPolicy = {};
       for (const k of ['last', 'hourly', 'daily', 'weekly', 'monthly', 'yearly'] as const) {
         const flag = `keep${k[0]?.toUpperCase()}${k.slice(1)}`;
@@ -228,7 +238,7 @@ export function registerBackupCommands(program: Command): Command {
       const decisions = await engine.forget(repo, policy, { dryRun });
       warnProblems(repo);
       const removed = decisions.filter((d) => !d.keep);
-      let pruned: engine.PruneResult | undefined;
+      let pruned: Engine.PruneResult | undefined;
       if (o['prune'] && !dryRun && removed.length) pruned = await engine.prune(repo);
       if (o['json']) return printJson({ dryRun, decisions, ...(pruned ? { prune: pruned } : {}) });
       printTable(decisions.map((d) => ({ id: short(d.id), time: d.time.replace('T', ' ').slice(0, 19), action: d.keep ? 'keep' : dryRun ? 'would remove' : 'removed', why: d.reasons.join(', ') })));
@@ -240,6 +250,7 @@ export function registerBackupCommands(program: Command): Command {
     .option('--dry-run', 'show what would be removed')
     .option('--json', 'print JSON')
     .action(async (o: RepoOpts & { dryRun?: boolean; json?: boolean }) => {
+      const engine = await loadEngine();
       const repo = await openRepo(o);
       const r = await engine.prune(repo, { ...(o.dryRun ? { dryRun: true } : {}), ...(o.json ? {} : { onLog: (l: string) => process.stdout.write(`${l}\n`) }) });
       if (o.json) return printJson(r);
@@ -250,6 +261,7 @@ export function registerBackupCommands(program: Command): Command {
   repoOpt(repair.command('index').description('rebuild the index from the pack headers (exclusive lock; removes the old index files)'))
     .option('--json', 'print JSON')
     .action(async (o: RepoOpts & { json?: boolean }) => {
+      const engine = await loadEngine();
       const repo = await openRepo(o);
       const r = await engine.repairIndex(repo, o.json ? {} : { onLog: (l) => process.stdout.write(`${l}\n`) });
       if (o.json) return printJson(r);
@@ -259,6 +271,7 @@ export function registerBackupCommands(program: Command): Command {
     .argument('[pack...]', 'pack ids (or prefixes) to read; default: every pack')
     .option('--json', 'print JSON')
     .action(async (ids: string[], o: RepoOpts & { json?: boolean }) => {
+      const engine = await loadEngine();
       const repo = await openRepo(o);
       const r = await engine.repairPacks(repo, { ...(ids.length ? { only: ids.map((i) => i.toLowerCase()) } : {}), ...(o.json ? {} : { onLog: (l: string) => process.stdout.write(`${l}\n`) }) });
       if (o.json) return printJson(r);
@@ -269,6 +282,7 @@ export function registerBackupCommands(program: Command): Command {
     .option('--dry-run', 'show what would be rewritten')
     .option('--json', 'print JSON')
     .action(async (o: RepoOpts & { forget?: boolean; dryRun?: boolean; json?: boolean }) => {
+      const engine = await loadEngine();
       const repo = await openRepo(o);
       const r = await engine.repairSnapshots(repo, { ...(o.forget ? { forget: true } : {}), ...(o.dryRun ? { dryRun: true } : {}), ...(o.json ? {} : { onLog: (l: string) => process.stdout.write(`${l}\n`) }) });
       if (o.json) return printJson(r);

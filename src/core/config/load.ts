@@ -169,6 +169,17 @@ function crossChecks(config: BulwarkConfig, baseDir: string): Array<{ path: Path
   }
   secret(out, baseDir, ['api'], { file: config.api.token_file, env: config.api.token_env }, 'token');
   out.push(...clusterChecks(config));
+  secret(out, baseDir, ['api'], { file: config.api.read_token_file, env: config.api.read_token_env }, 'read_token');
+  if ((config.api.read_token_file || config.api.read_token_env) && !config.api.token_file && !config.api.token_env) {
+    out.push({ path: ['api', 'read_token_file'], message: 'a read-only token needs an admin token too (api.token_file or api.token_env): without one, anyone could change state' });
+  }
+  for (const [svc, sc] of Object.entries(config.services)) {
+    if (sc.heartbeat) secret(out, baseDir, ['services', svc, 'heartbeat'], { file: sc.heartbeat.token_file, env: sc.heartbeat.token_env }, 'token');
+  }
+  for (const [ch, c] of Object.entries(config.notify?.channels ?? {})) {
+    if (c.type === 'webhook') secret(out, baseDir, ['notify', 'channels', ch], { file: c.secret_file, env: c.secret_env }, 'secret');
+    if (c.type === 'email') secret(out, baseDir, ['notify', 'channels', ch], { file: c.password_file, env: c.password_env }, 'password');
+  }
 
   const listens = new Map<string, string>();
   const claim = (addr: string, path: PathKey[]): void => {

@@ -4,6 +4,7 @@
 import { CronExpressionParser } from 'cron-parser';
 import { z } from 'zod';
 import { address, duration, name, percent, size } from './types.js';
+import { notifySchema } from './notify-schema.js';
 
 const healthSchema = z.strictObject({
   http: z
@@ -48,7 +49,14 @@ const serviceSchema = z.strictObject({
   balance: z.enum(['round-robin', 'least-request', 'random-two']).default('least-request'),
   backends: z.array(backendSchema).min(1, { message: 'expected at least one backend' }),
   health: healthSchema.optional(),
-  heartbeat: z.strictObject({ ttl: duration() }).optional(),
+  heartbeat: z
+    .strictObject({
+      ttl: duration(),
+      /** A token that may only POST this service's heartbeats (give it to the nodes instead of the admin token). */
+      token_file: z.string().optional(),
+      token_env: z.string().optional(),
+    })
+    .optional(),
   passive: passiveSchema.optional(),
   retries: z.number().int().min(0).max(10).default(2),
   timeouts: z
@@ -301,6 +309,9 @@ export const configSchema = z.strictObject({
       listen: address().default('127.0.0.1:7070'),
       token_file: z.string().optional(),
       token_env: z.string().optional(),
+      /** Read-only token: GET requests and /metrics (Prometheus), never a state change. */
+      read_token_file: z.string().optional(),
+      read_token_env: z.string().optional(),
     })
     .default({ listen: '127.0.0.1:7070' }),
   state_dir: z.string().default('./var'),
@@ -325,6 +336,8 @@ export const configSchema = z.strictObject({
   slos: z.record(name(), sloSchema).default({}),
   /** Maintenance windows excluded from every SLO budget of the services they name (owned by src/slo). */
   maintenance: z.array(maintenanceSchema).default([]),
+  /** Notifications of incidents (owned by src/notify). */
+  notify: notifySchema.optional(),
 });
 
 /** The validated config, with defaults filled in and units converted. */
