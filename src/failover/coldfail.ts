@@ -295,9 +295,7 @@ export class ColdStandby {
       }
     }
     // 2. fence the old primary: whatever is left of it must never accept writes again
-    old.ctl.fence();
-    s.fenced.add(old.spec.name);
-    s.persist();
+    s.fence(old);
     const store = s.d.baseBackups;
     const walDir = this.walDir;
     const target = [...s.nodes.values()].find((n) => n !== old && !n.pidAlive) ?? [...s.nodes.values()].find((n) => n !== old) ?? old;

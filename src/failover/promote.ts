@@ -33,9 +33,7 @@ export function fenceSecondPrimaries(s: ClusterState, p: ClusterNode): void {
     if (n === p || s.rejoining.has(n.spec.name)) continue;
     if (n.obs?.ok && n.obs.inRecovery === false) {
       s.d.logger.error({ database: s.name, node: n.spec.name }, 'a second primary is running: fencing it');
-      n.ctl.fence();
-      s.fenced.add(n.spec.name);
-      s.persist();
+      s.fence(n);
       s.audit('db.fence', `${s.name}/${n.spec.name}`, `fenced ${n.spec.name}: it ran as a second primary`);
     }
   }
@@ -78,9 +76,7 @@ export async function failover(s: ClusterState, old: ClusterNode, reason: string
   const target = s.node(choice.node);
   s.d.logger.warn({ database: s.name, old: old.spec.name, new: target.spec.name, reason, choice: choice.reason }, 'failover: promoting');
   // 1. fence the old primary: kill whatever still runs in its data dir, and make it start read-only
-  old.ctl.fence();
-  s.fenced.add(old.spec.name);
-  s.persist();
+  s.fence(old);
   // 2. promote, only while holding the lease
   if (!s.d.lease.isHeld()) {
     s.d.logger.error({ database: s.name }, 'lease lost before promotion: not promoting');

@@ -127,6 +127,13 @@ export class ClusterState {
     );
   }
 
+  /** Fences a node (every process in its data directory killed, standby.signal written) and records it as fenced. */
+  fence(n: ClusterNode): void {
+    n.ctl.fence();
+    this.fenced.add(n.spec.name);
+    this.persist();
+  }
+
   target(n: ClusterNode): ObserveTarget {
     return targetOf(n.spec, this.d.config.superuser);
   }

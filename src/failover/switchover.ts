@@ -82,9 +82,7 @@ export async function switchover(s: ClusterState, to: string): Promise<FailoverR
       });
     }
     // 4. promote; the old primary becomes a standby (clean shutdown, so no rewind is needed)
-    old.ctl.fence();
-    s.fenced.add(old.spec.name);
-    s.persist();
+    s.fence(old);
     const promoteAt = clock.now();
     await target.ctl.promote();
     const promotedAt = clock.now();
