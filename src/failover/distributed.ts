@@ -217,13 +217,33 @@ export class DistributedCluster {
   #views(): NodeView[] {
     const now = this.#d.clock.now();
     const recent = this.#d.config.probe_interval * 4 + 20_000;
-    return [...this.#nodes.values()].map((n) => ({
-      node: n.spec.name,
-      reachable: n.obs?.ok === true,
-      inRecovery: n.obs?.ok ? n.obs.inRecovery : undefined,
-      lsn: n.obs?.ok ? n.obs.lsn : undefined,
-      streamed: n.lastStreamingAt > 0 && now - n.lastStreamingAt < recent,
-    }));
+    return [...this.#nodes.values()].map((n) => {
+      const warm = this.#warmView(n);
+      if (warm) return warm;
+      return {
+        node: n.spec.name,
+        reachable: n.obs?.ok === true,
+        inRecovery: n.obs?.ok ? n.obs.inRecovery : undefined,
+        lsn: n.obs?.ok ? n.obs.lsn : undefined,
+        streamed: n.lastStreamingAt > 0 && now - n.lastStreamingAt < recent,
+      };
+    });
+  }
+
+  /**
+   * A warm standby (hot_standby = off) refuses every connection, so it cannot be observed over SQL:
+   * it counts as a running standby when the instance beside it says its postmaster runs, with the
+   * WAL the primary last reported for it (shared state). Undefined for nodes observed over SQL.
+   */
+  #warmView(n: NodeRt): NodeView | undefined {
+    if (this.#d.config.standby !== 'warm' || n.obs?.ok) return undefined;
+    const now = this.#d.clock.now();
+    const fresh = this.#d.config.probe_interval * 4 + 5000;
+    const f = this.#members.get(n.spec.name);
+    const running = n.local ? n.local.ctl.postmasterPid() !== undefined && !n.local.ctl.isMarkedFenced() : f?.['running'] === true && f['fenced'] !== true && now - Number(f['at'] ?? 0) < fresh;
+    if (!running || n.spec.name === this.#state?.primary) return undefined;
+    const r = this.#state?.replicas[n.spec.name];
+    return { node: n.spec.name, reachable: true, inRecovery: true, lsn: r?.flush_lsn, streamed: r?.state === 'streaming' && now - r.at < this.#d.config.probe_interval * 4 + 20_000 };
   }
 
   #decided(msg: string, level: 'info' | 'warn' = 'info'): void {
@@ -470,7 +490,9 @@ export class DistributedCluster {
     await this.#handleSwitchover(p);
     if (!this.#d.lease.isHeld()) return;
     await this.#maintainSync(p);
-    this.#state = { ...(this.#state as SharedDbState), primary_lsn: p.obs.lsn, writes: 'open', blocked_reason: undefined, leader: this.#d.instance.name, updated_at: this.#d.clock.now() };
+    const now = this.#d.clock.now();
+    const replicas = Object.fromEntries((p.obs.replicas ?? []).map((r) => [r.name, { flush_lsn: r.flushLsn, state: r.state, at: now }]));
+    this.#state = { ...(this.#state as SharedDbState), primary_lsn: p.obs.lsn, replicas, writes: 'open', blocked_reason: undefined, leader: this.#d.instance.name, updated_at: now };
     await this.#writeState();
   }
 
@@ -588,7 +610,7 @@ export class DistributedCluster {
 
   /** Planned switchover, asked of any instance: the leader does it; this waits until the target leads. */
   async switchover(to: string): Promise<FailoverRecord | Record<string, unknown>> {
-    if (!this.#nodes.has(to)) throw new BulwarkError('BULWARK_DB_UNKNOWN', `database ${this.name} has no node named '${to}'`, { hint: `use one of: ${[...this.#nodes.keys()].join(', ')}` });
+    if (!this.#nodes.has(to)) throw new BulwarkError('BULWARK_DB_UNKNOWN', `database ${this.name} has no node named '${to}'`, { hint: `use one of: ${[...this.#nodes.keys()].join(', ')}`, httpStatus: 404 });
     if (this.#state?.primary === to) throw new BulwarkError('BULWARK_DB_SWITCHOVER', `${to} is already the primary of ${this.name}`);
     const clock = this.#d.clock;
     const id = `${clock.now()}-${this.#d.instance.name}`;
@@ -647,6 +669,7 @@ export class DistributedCluster {
   #roleOf(n: NodeRt): NodeRole {
     if (n.local?.ctl.isMarkedFenced()) return 'fenced';
     if (n.local && n.local.ctl.postmasterPid() === undefined) return 'down';
+    if (this.#warmView(n)) return 'standby';
     if (!n.obs?.ok) return n.spec.name === this.#state?.primary ? 'unknown' : 'down';
     return n.obs.inRecovery ? 'standby' : 'primary';
   }
@@ -685,7 +708,7 @@ export class DistributedCluster {
           lag_bytes: n === p ? 0 : p?.obs?.ok && n.obs?.ok ? lagBytes(p.obs.lsn, n.obs.lsn) : undefined,
           sync: syncMark(n.spec.name, s?.sync_named, s?.sync_nodes ?? []),
           timeline: n.obs?.ok ? n.obs.timeline : undefined,
-          streaming: n.obs?.ok && n.obs.inRecovery ? (n.obs.receiverStatus === 'streaming' ? 'yes' : 'no') : '',
+          streaming: n.obs?.ok && n.obs.inRecovery ? (n.obs.receiverStatus === 'streaming' ? 'yes' : 'no') : this.#warmView(n) ? (this.#warmView(n)?.streamed ? 'yes' : 'no') : '',
           member: f ? (n.local ? 'this instance' : 'reporting') : n.local ? 'this instance' : 'silent',
           error: n.obs?.ok === false ? n.obs.error : undefined,
         };

@@ -27,6 +27,8 @@ export interface SharedDbState {
   sync_nodes: string[];
   sync_named: string | undefined;
   ran_async: boolean;
+  /** The primary's pg_stat_replication as the leader last saw it: warm standbys take no connections, so this is how others know their WAL. */
+  replicas: Record<string, { flush_lsn: string | undefined; state: string; at: number }>;
   writes: 'open' | 'blocked';
   blocked_reason: string | undefined;
   /** A planned switchover handing the lease to this node. */
@@ -36,7 +38,7 @@ export interface SharedDbState {
 }
 
 export function emptyState(): SharedDbState {
-  return { primary: undefined, epoch: 0, primary_lsn: undefined, sync_nodes: [], sync_named: undefined, ran_async: false, writes: 'blocked', blocked_reason: 'not bootstrapped yet', handover_to: undefined, leader: undefined, updated_at: 0 };
+  return { primary: undefined, epoch: 0, primary_lsn: undefined, sync_nodes: [], sync_named: undefined, ran_async: false, replicas: {}, writes: 'blocked', blocked_reason: 'not bootstrapped yet', handover_to: undefined, leader: undefined, updated_at: 0 };
 }
 
 export interface LocalNodeFacts {

@@ -177,3 +177,53 @@ test('cluster mode: etcd lost: the primary stops taking writes within the lease,
     await etcd.stop();
   }
 });
+
+test('cluster mode, warm standbys (no connections): the instances beside them vouch for them, and a host death promotes the one with the most WAL', async () => {
+  const etcd = await startEtcd();
+  const plane = await startMulti({ etcd: [etcd.endpoint], database: { standby: 'warm' } });
+  try {
+    for (let i = 0; i < 3; i++) await clusterReady(plane, i);
+    await withClient(plane.instances[0]!.listen, (c) => c.query('CREATE TABLE load (id int PRIMARY KEY); INSERT INTO load SELECT generate_series(1, 100)'));
+    await new Promise((r) => setTimeout(r, 1500)); // the standbys' flush positions reach the shared state
+    await plane.killHost(0);
+    const s = await waitFor(async () => {
+      const x = await plane.status(2);
+      return x.primary && x.primary !== 'pg-1' && x.writes === 'open' ? x : undefined;
+    }, { timeoutMs: 60_000, intervalMs: 200, what: () => `a warm standby promoted\n${plane.instances.slice(1).map((x) => x.output().slice(-2500)).join('\n---\n')}` });
+    const n = await waitFor(() => withClient(plane.instances[2]!.listen, async (c) => (await c.query<{ n: number }>('SELECT count(*)::int AS n FROM load')).rows[0]?.n), { timeoutMs: 20_000 });
+    assert.equal(n, 100, `the promoted warm standby ${s.primary ?? '?'} has every row`);
+  } finally {
+    await plane.cleanup();
+    await etcd.stop();
+  }
+});
+
+test('cluster mode: a planned switchover asked of a standby\'s instance moves the primary to another host and loses nothing', async () => {
+  const etcd = await startEtcd();
+  const plane = await startMulti({ etcd: [etcd.endpoint], database: { synchronous: true } });
+  const writer = new MultiWriter(() => plane.instances.map((x) => x.listen));
+  try {
+    for (let i = 0; i < 3; i++) await clusterReady(plane, i);
+    await withClient(plane.instances[0]!.listen, (c) => c.query('CREATE TABLE load (id int PRIMARY KEY)'));
+    writer.start(2);
+    await writer.waitMore(50);
+    const r = await fetch(`${plane.instances[2]!.api}/v1/db/main/switchover`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ to: 'pg-3' }), signal: AbortSignal.timeout(90_000) });
+    const body = (await r.json()) as { kind?: string; new_primary?: string; error?: unknown };
+    assert.equal(r.status, 200, JSON.stringify(body));
+    assert.equal(body.new_primary, 'pg-3');
+    for (let i = 0; i < 3; i++) await clusterReady(plane, i);
+    assert.equal((await plane.status(0)).primary, 'pg-3');
+    await writer.waitMore(50);
+    await writer.stop();
+    const { lost } = await checkWrites(writer, { name: 'pg-3', port: plane.fx.nodes[2]!.port });
+    assert.deepEqual(lost, []);
+    assert.ok((await plane.status(1)).history.some((h) => h.kind === 'switchover' && h.new_primary === 'pg-3'));
+    // a switchover to a node that does not exist is refused with the node list
+    const bad = await fetch(`${plane.instances[0]!.api}/v1/db/main/switchover`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ to: 'pg-9' }) });
+    assert.equal(bad.status, 404);
+  } finally {
+    await writer.stop();
+    await plane.cleanup();
+    await etcd.stop();
+  }
+});

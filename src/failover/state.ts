@@ -145,7 +145,7 @@ export class ClusterState {
 
   node(name: string): ClusterNode {
     const n = this.nodes.get(name);
-    if (!n) throw new BulwarkError('BULWARK_DB_UNKNOWN', `database ${this.name} has no node named '${name}'`, { hint: `use one of: ${[...this.nodes.keys()].join(', ')}` });
+    if (!n) throw new BulwarkError('BULWARK_DB_UNKNOWN', `database ${this.name} has no node named '${name}'`, { hint: `use one of: ${[...this.nodes.keys()].join(', ')}`, httpStatus: 404 });
     return n;
   }
 
