@@ -33,6 +33,7 @@ export async function bootstrap(s: ClusterState, rejoin: Rejoiner, cold: ColdSta
     s.d.logger.info({ database: s.name, node: p.spec.name }, 'initdb');
     if (cold) prepareWalDir(cold.walDir, cold.osOwner());
     await p.ctl.initdb(cold ? { ...archiveSettings(cold.walDir, c.archive_timeout), ...c.settings } : c.settings, c.standby === 'hot');
+    if (c.hba.length) p.ctl.allowHosts([], c.hba);
   }
   if (s.fenced.has(p.spec.name) || (p.ctl.isStandbyConfigured() && !p.pidAlive)) {
     throw new BulwarkError('BULWARK_DB_NO_PRIMARY', `database ${s.name}: the recorded primary ${p.spec.name} is fenced or configured as a standby, and Bulwark will not start it as a primary`, {

@@ -28,8 +28,8 @@ export interface NodeActions {
   /** The postmaster pid when it runs, else undefined. */
   postmasterPid(): number | undefined;
   initdb(settings: Record<string, string | number | boolean>, hotStandby: boolean): Promise<void>;
-  /** Lets the other hosts of a cluster connect (cluster mode). */
-  allowHosts(addresses: readonly string[]): void;
+  /** Lets the other hosts of a cluster connect (cluster mode), plus extra pg_hba lines (databases.*.hba). */
+  allowHosts(addresses: readonly string[], extra?: readonly string[]): void;
   start(): Promise<void>;
   stop(mode?: 'fast' | 'immediate'): Promise<void>;
   promote(): Promise<void>;
