@@ -314,6 +314,27 @@ export class PgCtl implements NodeActions {
     this.#writeAsOwner(join(this.node.dataDir, 'standby.signal'), '');
   }
 
+  /**
+   * Sets synchronous_standby_names in postgresql.auto.conf and reloads: usable while the node is
+   * still a standby (ALTER SYSTEM is not), so a standby about to be promoted already requires its
+   * synchronous standby when the promotion ends. (Set after promotion, the checkpointer — busy
+   * with the end-of-recovery checkpoint — can take seconds to apply it, and commits in between
+   * are acknowledged with no synchronous copy.)
+   */
+  async setSyncNamesOffline(value: string): Promise<void> {
+    const auto = join(this.node.dataDir, 'postgresql.auto.conf');
+    let text = '';
+    try {
+      text = readFileSync(auto, 'utf8');
+    } catch {
+      // created below
+    }
+    const keep = text.split('\n').filter((l) => !/^\s*synchronous_standby_names\s*=/.test(l) && l !== '');
+    keep.push(`synchronous_standby_names = '${value.replace(/'/g, "''")}'`);
+    this.#writeAsOwner(auto, `${keep.join('\n')}\n`);
+    await this.reload();
+  }
+
   /** Latest checkpoint location (pg_controldata) as text, for a stopped node. */
   async checkpointLsn(): Promise<string | undefined> {
     const r = await this.run('pg_controldata', ['-D', this.node.dataDir], { timeoutMs: 30_000 });

@@ -1,4 +1,4 @@
-// Owns the backup engine's commands: `bulwark backup init|create|snapshots|restore|check|forget|prune|key`.
+// Owns the backup engine's commands: `bulwark backup init|create|snapshots|restore|check|forget|prune|repair|key`.
 // (`backup copy|plan|drill` and `vault` live in plans.ts.) The work is in src/backup/engine.ts.
 import { readFileSync } from 'node:fs';
 import type { Command } from 'commander';
@@ -45,6 +45,11 @@ function int(v: string | undefined, flag: string): number | undefined {
 
 function short(id: string): string {
   return id.slice(0, 8);
+}
+
+/** Damaged files the engine skipped (index, snapshot, key files): named on stderr, never silently. */
+function warnProblems(repo: engine.Repository): void {
+  for (const [file, message] of repo.problems) process.stderr.write(`warning: skipped damaged ${file}: ${message.startsWith(file) ? message.slice(file.length).replace(/^[:\s]+/, '') : message}\n`);
 }
 
 export function registerBackupCommands(program: Command): Command {
@@ -101,6 +106,10 @@ export function registerBackupCommands(program: Command): Command {
         },
       });
       bar?.stop();
+      for (const w of res.warnings) {
+        if (o.json) process.stdout.write(`${JSON.stringify({ type: 'warning', message: w })}\n`);
+        else process.stderr.write(`warning: ${w}\n`);
+      }
       const s = res.summary;
       const id = res.snapshots[0]?.id ?? '';
       if (o.json) process.stdout.write(`${JSON.stringify({ type: 'summary', snapshot: id, ...s })}\n`);
@@ -121,6 +130,7 @@ export function registerBackupCommands(program: Command): Command {
     .action(async (o: RepoOpts & { json?: boolean }) => {
       const repo = await openRepo(o);
       const snaps = await repo.listSnapshots();
+      warnProblems(repo);
       if (o.json) return printJson(snaps);
       printTable(
         snaps.map((s) => ({ id: short(s.id), time: s.time.replace('T', ' ').slice(0, 19), host: s.host, tags: s.tags.join(',') || '-', paths: s.paths.join(' '), size: formatBytes(s.summary.bytes), files: s.summary.files })),
@@ -132,15 +142,20 @@ export function registerBackupCommands(program: Command): Command {
     .requiredOption('--target <dir>', 'directory to restore into')
     .option('--include <path...>', 'restore only these paths (as backed up, or relative to the snapshot root)')
     .option('--verify', 'read back and check what was written')
+    .option('--keep-damaged', `keep a file with lost byte ranges under its own name (default: renamed with ${engine.DAMAGED_SUFFIX})`)
     .option('--json', 'print the result as JSON')
-    .action(async (ref: string, o: RepoOpts & { target: string; include?: string[]; verify?: boolean; json?: boolean }) => {
+    .action(async (ref: string, o: RepoOpts & { target: string; include?: string[]; verify?: boolean; keepDamaged?: boolean; json?: boolean }) => {
       const repo = await openRepo(o);
       const started = Date.now();
-      const r = await engine.restore(repo, ref, { target: o.target, ...(o.include ? { include: o.include } : {}), ...(o.verify ? { verify: true } : {}) });
-      if (o.json) printJson({ snapshot: r.snapshot.id, files: r.files, dirs: r.dirs, bytes: r.bytes, verified: r.verified, errors: r.errors, durationMs: Date.now() - started });
+      const r = await engine.restore(repo, ref, { target: o.target, ...(o.include ? { include: o.include } : {}), ...(o.verify ? { verify: true } : {}), ...(o.keepDamaged ? { keepDamaged: true } : {}) });
+      warnProblems(repo);
+      if (o.json) printJson({ snapshot: r.snapshot.id, files: r.files, dirs: r.dirs, bytes: r.bytes, verified: r.verified, errors: r.errors, damaged: r.damaged, durationMs: Date.now() - started });
       else process.stdout.write(`restored snapshot ${short(r.snapshot.id)} to ${o.target}: ${r.files} files, ${r.dirs} dirs, ${formatBytes(r.bytes)}${o.verify ? `, ${r.verified} files verified` : ''}; ${formatDuration(Date.now() - started)}\n`);
       if (r.errors.length) {
-        throw new BulwarkError('BULWARK_BACKUP_RESTORE_FAILED', `${r.errors.length} file(s) could not be restored${o.verify ? ' or verified' : ''}; the others were`, { details: r.errors.slice(0, 100).map((e) => `${e.path}: ${e.message}`), hint: 'run `bulwark backup check --read-data` to find damaged packs' });
+        throw new BulwarkError('BULWARK_BACKUP_RESTORE_FAILED', `${r.errors.length} file(s) could not be restored${o.verify ? ' or verified' : ''}${r.damaged.length ? ` (${r.damaged.length} salvaged with holes where data is lost)` : ''}; the others were`, {
+          details: r.errors.slice(0, 100).map((e) => `${e.path}: ${e.message}`),
+          hint: 'run `bulwark backup check --read-data` to find damaged packs, then see docs/operations.md "check found damage"',
+        });
       }
     });
 
@@ -173,7 +188,12 @@ export function registerBackupCommands(program: Command): Command {
       }
       if (!rep.ok) {
         if (o.json) setExitCode(1);
-        else throw new BulwarkError('BULWARK_REPO_CHECK_FAILED', `check found ${rep.errors.length} error(s) in ${repo.backend.location}`, { details: rep.errors });
+        else {
+          throw new BulwarkError('BULWARK_REPO_CHECK_FAILED', `check found ${rep.errors.length} error(s) in ${repo.backend.location}`, {
+            details: rep.errors,
+            hint: 'docs/operations.md "Check found damage": `bulwark backup repair index` (index), `repair packs` then a backup (damaged packs), `repair snapshots` (lost data)',
+          });
+        }
       }
     });
 
@@ -206,6 +226,7 @@ export function registerBackupCommands(program: Command): Command {
       const repo = await openRepo(o);
       const dryRun = Boolean(o['dryRun']);
       const decisions = await engine.forget(repo, policy, { dryRun });
+      warnProblems(repo);
       const removed = decisions.filter((d) => !d.keep);
       let pruned: engine.PruneResult | undefined;
       if (o['prune'] && !dryRun && removed.length) pruned = await engine.prune(repo);
@@ -225,6 +246,39 @@ export function registerBackupCommands(program: Command): Command {
       process.stdout.write(`${o.dryRun ? 'would delete' : 'deleted'} ${r.packsDeleted} packs (${r.packsRepacked} repacked into ${r.packsWritten} new), ${formatBytes(r.bytesFreed)} freed; ${r.blobsKept} blobs kept, ${r.blobsRemoved} removed\n`);
     });
 
+  const repair = backup.command('repair').description('repair a damaged repository (after `check` found damage: docs/operations.md)');
+  repoOpt(repair.command('index').description('rebuild the index from the pack headers (exclusive lock; removes the old index files)'))
+    .option('--json', 'print JSON')
+    .action(async (o: RepoOpts & { json?: boolean }) => {
+      const repo = await openRepo(o);
+      const r = await engine.repairIndex(repo, o.json ? {} : { onLog: (l) => process.stdout.write(`${l}\n`) });
+      if (o.json) return printJson(r);
+      process.stdout.write(`index rebuilt: ${r.packs} packs, ${r.blobs} blobs; ${r.indexFilesRemoved} old index file(s) removed${r.unreadablePacks.length ? `; ${r.unreadablePacks.length} pack(s) with a damaged header kept as listed` : ''}\n`);
+    });
+  repoOpt(repair.command('packs').description('verify packs and mark every damaged blob: never deduplicated onto again, stored again by the next backup'))
+    .argument('[pack...]', 'pack ids (or prefixes) to read; default: every pack')
+    .option('--json', 'print JSON')
+    .action(async (ids: string[], o: RepoOpts & { json?: boolean }) => {
+      const repo = await openRepo(o);
+      const r = await engine.repairPacks(repo, { ...(ids.length ? { only: ids.map((i) => i.toLowerCase()) } : {}), ...(o.json ? {} : { onLog: (l: string) => process.stdout.write(`${l}\n`) }) });
+      if (o.json) return printJson(r);
+      process.stdout.write(`${r.packsRead} packs read; ${r.blobsMarked} damaged blob(s) marked${r.blobsMarked ? ': back up the same paths again to store them from the source, then `bulwark backup check`' : ''}\n`);
+    });
+  repoOpt(repair.command('snapshots').description('rewrite snapshots that reference missing or damaged data (lost chunks become zeros; the new snapshot says what was lost)'))
+    .option('--forget', 'remove each broken original (and unreadable snapshot files) once its repaired copy is saved')
+    .option('--dry-run', 'show what would be rewritten')
+    .option('--json', 'print JSON')
+    .action(async (o: RepoOpts & { forget?: boolean; dryRun?: boolean; json?: boolean }) => {
+      const repo = await openRepo(o);
+      const r = await engine.repairSnapshots(repo, { ...(o.forget ? { forget: true } : {}), ...(o.dryRun ? { dryRun: true } : {}), ...(o.json ? {} : { onLog: (l: string) => process.stdout.write(`${l}\n`) }) });
+      if (o.json) return printJson(r);
+      for (const s of r.rewritten) {
+        for (const f of s.files) process.stdout.write(`  ${short(s.original)}: ${f.path}: lost ${f.lost.map(([a, b]) => `${a}-${b}`).join(', ')}\n`);
+        for (const d of s.dirs) process.stdout.write(`  ${short(s.original)}: ${d}: directory listing lost\n`);
+      }
+      process.stdout.write(`${o.dryRun ? 'would rewrite' : 'rewrote'} ${r.rewritten.length} snapshot(s)${r.forgotten.length ? `, removed ${r.forgotten.length}` : ''}${r.unreadable.length && !o.forget ? `; ${r.unreadable.length} unreadable snapshot file(s) left (--forget removes them)` : ''}\n`);
+    });
+
   const key = backup.command('key').description('manage the passwords (keys) of a repository');
   repoOpt(key.command('add').description('add a password; the new one comes from BULWARK_NEW_PASSWORD or --new-password-file'))
     .option('--new-password-file <file>', 'file holding the new password (else BULWARK_NEW_PASSWORD)')
@@ -239,7 +293,8 @@ export function registerBackupCommands(program: Command): Command {
       const repo = await openRepo(o);
       const keys = await repo.listKeys();
       if (o.json) return printJson(keys);
-      printTable(keys.map((k) => ({ id: k.id, current: k.current ? '*' : '', created: k.created, host: k.host, user: k.user })));
+      printTable(keys.map((k) => ({ id: k.id, current: k.current ? '*' : '', created: k.created, host: k.host, user: k.user, state: k.damaged ? 'DAMAGED' : 'ok' })));
+      for (const k of keys) if (k.damaged) process.stderr.write(`warning: ${k.damaged}\n`);
     });
   repoOpt(key.command('remove').description('remove a key (not the last, not the one in use)'))
     .argument('<id>')

@@ -249,14 +249,16 @@ export function registerPlanCommands(program: Command, backup: Command): void {
     .requiredOption('--tokens <file>', 'YAML: `admin: TOKEN` and `clients: [{name, token, repos?}]`')
     .option('--append-only', 'refuse deletes by client tokens (overwrites are always refused)')
     .option('--retention <duration>', 'files stay undeletable this long after they are written, even by the admin token (like 30d)')
+    .option('--max-retention <duration>', 'refuse X-Bulwark-Retain-Until further ahead than this (default 400d, or --retention + 1d if longer)')
     .option('--tls-cert <file>', 'PEM certificate (with --tls-key: serve HTTPS)')
     .option('--tls-key <file>', 'PEM private key')
-    .action(async (opts: { root: string; listen: string; tokens: string; appendOnly?: boolean; retention?: string; tlsCert?: string; tlsKey?: string }) => {
+    .action(async (opts: { root: string; listen: string; tokens: string; appendOnly?: boolean; retention?: string; maxRetention?: string; tlsCert?: string; tlsKey?: string }) => {
       const server = new VaultServer({
         root: resolve(opts.root),
         tokens: loadTokens(opts.tokens),
         appendOnly: opts.appendOnly === true,
         retentionMs: parseRetention(opts.retention),
+        ...(opts.maxRetention !== undefined ? { maxRetentionMs: parseRetention(opts.maxRetention) } : {}),
         tls: loadTls(opts.tlsCert, opts.tlsKey),
         log: (msg, data) => process.stderr.write(`${JSON.stringify({ time: new Date().toISOString(), msg, ...data })}\n`),
       });

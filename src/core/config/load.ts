@@ -274,7 +274,13 @@ export function parseConfigText(text: string, file: string): { config?: BulwarkC
       }),
     };
   }
-  const raw: unknown = doc.toJS() ?? {};
+  let raw: unknown;
+  try {
+    raw = doc.toJS() ?? {};
+  } catch (err) {
+    // e.g. a "billion laughs" document: the yaml library refuses to expand it (resource exhaustion)
+    return { syntax: true, problems: [{ line: 1, column: 1, path: '(yaml)', message: `${(err as Error).message} (aliases expand to too much)` }] };
+  }
   const result = configSchema.safeParse(raw, { reportInput: true });
   if (!result.success) {
     const problems = result.error.issues.flatMap((i) => issueToProblems(i, doc, lc));
