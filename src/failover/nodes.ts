@@ -47,6 +47,8 @@ export interface NodeActions {
   clone(source: NodeSpec): Promise<void>;
   rewind(source: NodeSpec): Promise<{ ok: boolean; output: string }>;
   configureStandby(primary: NodeSpec): void;
+  /** synchronous_standby_names in postgresql.auto.conf and a reload (works while the node is still a standby). */
+  setSyncNamesOffline(value: string): Promise<void>;
   /** Latest checkpoint location of a stopped node. */
   checkpointLsn(): Promise<string | undefined>;
 }
