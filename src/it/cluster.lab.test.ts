@@ -6,7 +6,7 @@
 // brain). Each fault of issue #10 runs here: a host dies, a partition (both ways, one way), a
 // paused instance, an etcd member lost, etcd quorum lost, and a rolling restart. Needs root (ip
 // netns); a machine without it fails, it does not skip.
-import { after, before, test } from 'node:test';
+import { after, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createLab, LabBulwark, PG_PORT, startLabEtcd, underLoad, WRITE_PORT, type Lab, type LabEtcd } from './lab/index.js';
 
