@@ -8,6 +8,7 @@ import { chownSync, closeSync, existsSync, mkdirSync, openSync, readdirSync, rea
 import { execFileSync } from 'node:child_process';
 import { dirname, join } from 'node:path';
 import { BulwarkError } from '../core/errors.js';
+import type { NodeActions } from './nodes.js';
 
 /** A file Bulwark writes into a data directory it fenced: the node was a primary and may have diverged, so it rejoins only through pg_rewind. */
 export const FENCE_MARKER = 'bulwark.fenced';
@@ -50,7 +51,7 @@ function osUserIds(user: string): { uid: number; gid: number } {
   return cachedUid;
 }
 
-export class PgCtl {
+export class PgCtl implements NodeActions {
   readonly node: NodeSpec;
   readonly #s: ToolSettings;
 
