@@ -431,6 +431,14 @@ export class DistributedCluster {
         if (local.ctl.postmasterPid() === undefined) await local.ctl.start();
       }
       if (as === 'takeover' || as === 'handover') {
+        // synchronous mode: the standby this node will require is named before the promotion, so
+        // that no commit after it is acknowledged without a synchronous copy (set after it, the
+        // checkpointer, busy with the end-of-recovery checkpoint, applied it seconds late in the lab)
+        const next = this.#syncCandidate(n, old);
+        if (c.synchronous) {
+          await local.ctl.setSyncNamesOffline(syncNamesFor(next));
+          await clock.sleep(200); // the checkpointer applies the reload (it is idle during recovery)
+        }
         if (!this.#d.lease.isHeld()) throw new BulwarkError('BULWARK_COORD_LEASE_LOST', 'lost the leader lease before promotion: not promoting');
         const promoteAt = clock.now();
         await local.ctl.promote();
@@ -439,7 +447,6 @@ export class DistributedCluster {
         // route to it at once (this round's observation still saw a standby)
         n.obs = { ok: true, inRecovery: false, lsn: n.obs?.ok ? n.obs.lsn : undefined, at: promotedAt };
         n.fails = 0;
-        const next = this.#syncCandidate(n, old);
         const state: SharedDbState = {
           ...(this.#state ?? emptyState()),
           primary: n.spec.name,
