@@ -53,6 +53,8 @@ const serviceSchema = z.strictObject({
     .strictObject({
       connect: duration().default(1000),
       response: duration().default(30_000),
+      /** HTTP: longest wait for one attempt's response head; then an idempotent request is retried on another backend (default: response). */
+      per_try: duration().optional(),
       idle: duration().default(60_000),
     })
     .optional(),
