@@ -87,6 +87,7 @@ export class Exchange implements UpstreamUser {
   /** The client connection closes after this response (the client or the framing asks so). */
   #close = false;
   #done = false;
+  #started = false;
   #lastCode = '';
   #lastDetail = '';
 
@@ -106,7 +107,12 @@ export class Exchange implements UpstreamUser {
     return this.#done;
   }
 
+  get started(): boolean {
+    return this.#started;
+  }
+
   start(): void {
+    this.#started = true;
     this.#deadline = this.#start + this.#ctx.timeouts.response;
     this.#next(undefined);
   }
@@ -252,7 +258,7 @@ export class Exchange implements UpstreamUser {
     this.#out = '';
     if (this.#responseChunked) out += `${chunk.length.toString(16)}\r\n`;
     if (out !== '') client.write(out);
-    let ok = client.write(chunk);
+    let ok = client.write(Buffer.from(chunk)); // a copy: chunk lives in the shared read buffer
     if (this.#responseChunked) ok = client.write('\r\n');
     if (!ok) this.#backpressure();
   }

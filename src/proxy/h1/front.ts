@@ -78,6 +78,14 @@ export class FrontConn implements ParserSink, ClientSide {
       this.#refuse(this.#refusal.status, this.#refusal.reason);
       return;
     }
+    if (r.kind === 'error') {
+      this.#refuse(r.tooLarge ? 431 : 400, r.reason);
+      return;
+    }
+    // The exchange starts once the whole chunk is parsed: a request whose body is malformed in the
+    // bytes that came with its head is refused before any backend sees a byte of it.
+    const ex = this.#exchange;
+    if (ex !== undefined && !ex.started) ex.start();
     switch (r.kind) {
       case 'more':
         return;
@@ -105,9 +113,6 @@ export class FrontConn implements ParserSink, ClientSide {
         this.#ctx.upgrade(this.#socket, up, r.rest);
         return;
       }
-      case 'error':
-        this.#refuse(r.tooLarge ? 431 : 400, r.reason);
-        return;
     }
   }
 
@@ -134,9 +139,7 @@ export class FrontConn implements ParserSink, ClientSide {
       return true;
     }
     if (fwd.expectContinue && fwd.hasBody) this.#socket.write('HTTP/1.1 100 Continue\r\n\r\n');
-    const ex = new Exchange(this.#ctx, this, p.method, p.target, fwd.lines, fwd);
-    this.#exchange = ex;
-    ex.start();
+    this.#exchange = new Exchange(this.#ctx, this, p.method, p.target, fwd.lines, fwd);
     return false;
   }
 

@@ -61,6 +61,7 @@ let current: H1Parser | undefined;
 let currentChunk: Buffer | undefined;
 let bufPtr = 0;
 let bufSize = 0;
+let view: Uint8Array | undefined;
 
 function instance(): LlhttpExports {
   if (wasm) return wasm;
@@ -134,8 +135,11 @@ export class H1Parser {
       if (bufPtr) w.free(bufPtr);
       bufSize = Math.ceil(chunk.length / 4096) * 4096;
       bufPtr = w.malloc(bufSize);
+      view = undefined;
     }
-    new Uint8Array(w.memory.buffer, bufPtr, chunk.length).set(chunk);
+    // The view is remade only when the wasm memory grew (its ArrayBuffer is replaced then).
+    if (view === undefined || view.buffer !== w.memory.buffer) view = new Uint8Array(w.memory.buffer, bufPtr, bufSize);
+    view.set(chunk);
     let ret: number;
     // eslint-disable-next-line @typescript-eslint/no-this-alias -- the wasm callbacks reach the executing parser through this slot
     current = this;

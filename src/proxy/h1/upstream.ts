@@ -10,6 +10,7 @@ export interface UpstreamUser {
   onConnected(conn: UpstreamConn): void;
   /** Return true to skip the body (HEAD, 204, 304). */
   onResponseHead(p: H1Parser): boolean;
+  /** chunk is valid only during the call (it points into the shared read buffer): copy what is kept. */
   onResponseBody(chunk: Buffer): void;
   onResponseEnd(): void;
   /** The end of one chunk of the backend's bytes (output held for it may go now). */
@@ -25,6 +26,9 @@ export interface UpstreamTimeouts {
   /** Quiet time on a connection in use (mid-response) after which it is given up. */
   idle: number;
 }
+
+/** The read buffer of every backend connection (reads are handled synchronously, one at a time). */
+const READ_BUFFER = Buffer.allocUnsafe(64 * 1024);
 
 /** Idle keep-alive sockets older than this are not reused (the backend may be about to close them). */
 const POOL_IDLE_MS = 4000;
@@ -47,7 +51,8 @@ export class UpstreamConn implements ParserSink {
   constructor(owner: UpstreamPool, host: string, port: number, t: UpstreamTimeouts) {
     this.#owner = owner;
     this.parser = new H1Parser('response', this);
-    const s = connect({ host, port, noDelay: true });
+    // Reads land in one shared buffer (no allocation per read): everything kept from it is copied.
+    const s = connect({ host, port, noDelay: true, onread: { buffer: READ_BUFFER, callback: (n: number, buf: Uint8Array) => this.#onRead(n, buf) } });
     this.socket = s;
     this.#connectTimer = setTimeout(() => this.#fail('ECONNECTTIMEOUT', `no connection within ${t.connect} ms`), t.connect);
     s.once('connect', () => {
@@ -56,7 +61,6 @@ export class UpstreamConn implements ParserSink {
       s.setTimeout(t.idle);
       this.user?.onConnected(this);
     });
-    s.on('data', (d: Buffer) => this.#onData(d));
     s.on('drain', () => this.user?.onUpstreamDrain());
     s.on('timeout', () => {
       if (this.user) this.#fail('EIDLETIMEOUT', `no byte from the backend for ${t.idle} ms`);
@@ -80,6 +84,11 @@ export class UpstreamConn implements ParserSink {
 
   write(data: string | Buffer): boolean {
     return typeof data === 'string' ? this.socket.write(data, 'latin1') : this.socket.write(data);
+  }
+
+  #onRead(n: number, buf: Uint8Array): boolean {
+    this.#onData(Buffer.from(buf.buffer, buf.byteOffset, n));
+    return true;
   }
 
   #onData(d: Buffer): void {
