@@ -1,11 +1,13 @@
 #!/usr/bin/env node
 // Bench: the same wrk load against (1) a backend directly, (2) through Bulwark's proxy (the real
 // `bulwark up` process), (3) through HAProxy with an equivalent single-thread config; prints
-// requests/s, p50/p99 latency and errors of each and the Bulwark/HAProxy ratio. Then the
-// kill-a-backend scenario through both: three backends, SIGKILL one mid-load, count the
-// client-visible errors. Everything on 127.0.0.1, bounded in time (about a minute).
+// requests/s, p50/p99 latency, errors and CPU per request (process CPU time from /proc, user and
+// system) of each and the Bulwark/HAProxy ratios. Then, through both: the kill-a-backend scenario
+// (three backends, SIGKILL one mid-load, client-visible errors), the stuck-backend scenario (SIGSTOP
+// one: client-visible errors and the worst latency, with a 500 ms per-try timeout on both sides),
+// and many idle keep-alive connections (memory per connection). Everything on 127.0.0.1.
 //
-// Usage: npm run build && node bench/proxy.mjs [--duration 5] [--rounds 3] [--connections 50]
+// Usage: npm run build && node bench/proxy.mjs [--duration 5] [--rounds 3] [--connections 50] [--idle 9000]
 import { spawn, spawnSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
@@ -24,6 +26,8 @@ const DURATION = opt('duration', 5);
 const ROUNDS = opt('rounds', 3);
 const CONNS = opt('connections', 50);
 const KILL_DURATION = 8;
+// 9000 by default: HAProxy reserves two descriptors per maxconn and this machine's ulimit -n is 20000.
+const IDLE_CONNS = opt('idle', 9000);
 
 for (const tool of ['wrk', 'haproxy']) {
   if (spawnSync('sh', ['-c', `command -v ${tool}`]).status !== 0) {
@@ -110,12 +114,25 @@ function stop(child) {
   });
 }
 
-/** CPU seconds (user + system) a process has used so far, from /proc (Linux). */
-function cpuSeconds(pid) {
+/** CPU seconds [user, system] a process has used so far, from /proc (Linux). */
+function cpuSplit(pid) {
   try {
     const f = readFileSync(`/proc/${pid}/stat`, 'utf8');
     const rest = f.slice(f.lastIndexOf(')') + 2).split(' ');
-    return (Number(rest[11]) + Number(rest[12])) / 100; // utime + stime, in clock ticks (USER_HZ = 100)
+    return [Number(rest[11]) / 100, Number(rest[12]) / 100]; // utime, stime in clock ticks (USER_HZ = 100)
+  } catch {
+    return [NaN, NaN];
+  }
+}
+
+function cpuSeconds(pid) {
+  const [u, s] = cpuSplit(pid);
+  return u + s;
+}
+
+function rssKb(pid) {
+  try {
+    return Number(/VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1] ?? NaN);
   } catch {
     return NaN;
   }
@@ -123,9 +140,12 @@ function cpuSeconds(pid) {
 
 /** wrk against port, also measuring the CPU the proxy process spent per request (robust to a busy machine). */
 async function measured(port, pid) {
-  const c0 = pid ? cpuSeconds(pid) : NaN;
+  const c0 = pid ? cpuSplit(pid) : [NaN, NaN];
   const r = await wrk(port, DURATION);
-  r.cpuUs = pid ? ((cpuSeconds(pid) - c0) / r.total) * 1e6 : NaN;
+  const c1 = pid ? cpuSplit(pid) : [NaN, NaN];
+  r.userUs = ((c1[0] - c0[0]) / r.total) * 1e6;
+  r.sysUs = ((c1[1] - c0[1]) / r.total) * 1e6;
+  r.cpuUs = r.userUs + r.sysUs;
   return r;
 }
 
@@ -136,9 +156,9 @@ function toMs(s) {
   return m[2] === 'us' ? v / 1000 : m[2] === 's' ? v * 1000 : v;
 }
 
-function wrk(port, seconds, onStart) {
+function wrk(port, seconds, onStart, conns = CONNS) {
   return new Promise((resolve, reject) => {
-    const child = spawn('wrk', ['-t1', `-c${CONNS}`, `-d${seconds}s`, '--latency', '--timeout', '5s', `http://127.0.0.1:${port}/`], { stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn('wrk', ['-t1', `-c${conns}`, `-d${seconds}s`, '--latency', '--timeout', '5s', `http://127.0.0.1:${port}/`], { stdio: ['ignore', 'pipe', 'pipe'] });
     let out = '';
     child.stdout.on('data', (d) => (out += d));
     child.stderr.on('data', (d) => (out += d));
@@ -148,16 +168,17 @@ function wrk(port, seconds, onStart) {
       const rps = Number(/Requests\/sec:\s+([\d.]+)/.exec(out)?.[1] ?? NaN);
       const p50 = toMs(/\s50%\s+(\S+)/.exec(out)?.[1] ?? '');
       const p99 = toMs(/\s99%\s+(\S+)/.exec(out)?.[1] ?? '');
+      const max = toMs(/Latency\s+\S+\s+\S+\s+(\S+)/.exec(out)?.[1] ?? '');
       const total = Number(/(\d+) requests in/.exec(out)?.[1] ?? 0);
       const non2xx = Number(/Non-2xx or 3xx responses:\s+(\d+)/.exec(out)?.[1] ?? 0);
       const sock = /Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)/.exec(out);
       const socketErrors = sock ? sock.slice(1).reduce((a, b) => a + Number(b), 0) : 0;
-      resolve({ rps, p50, p99, total, errors: non2xx + socketErrors, non2xx, socketErrors, raw: out });
+      resolve({ rps, p50, p99, max, total, errors: non2xx + socketErrors, non2xx, socketErrors, raw: out });
     });
   });
 }
 
-function bulwarkConfig(listen, apiPort, backends, health) {
+function bulwarkConfig(listen, apiPort, backends, health, perTry) {
   const lines = [
     `api: { listen: 127.0.0.1:${apiPort} }`,
     `state_dir: ${join(dir, `var-${listen}`)}`,
@@ -171,12 +192,13 @@ function bulwarkConfig(listen, apiPort, backends, health) {
     ...backends.map((p, i) => `      - { name: b${i + 1}, address: 127.0.0.1:${p} }`),
   ];
   if (health) lines.push(`    health: { http: { path: /health }, interval: 1s, timeout: 500ms, rise: 2, fall: 2 }`);
+  if (perTry) lines.push(`    timeouts: { per_try: ${perTry}ms }`);
   const file = join(dir, `bulwark-${listen}.yaml`);
   writeFileSync(file, `${lines.join('\n')}\n`);
   return file;
 }
 
-function haproxyConfig(listen, backends, health) {
+function haproxyConfig(listen, backends, health, perTry) {
   // "Equivalent": one thread, keep-alive to the backends, round-robin; health checks with
   // HAProxy's defaults (inter 2s, fall 3, rise 2) when health is on. No redispatch: HAProxy's default.
   const file = join(dir, `haproxy-${listen}.cfg`);
@@ -184,14 +206,16 @@ function haproxyConfig(listen, backends, health) {
     file,
     `global
   nbthread 1
-  maxconn 4096
+  maxconn ${IDLE_CONNS + 500}
 defaults
   mode http
+  maxconn ${IDLE_CONNS + 500}
   timeout connect 1s
   timeout client 60s
-  timeout server 30s
+  timeout server ${perTry ? `${perTry}ms` : '30s'}
   option http-keep-alive
   http-reuse safe
+${perTry ? '  retries 2\n  option redispatch 1\n  retry-on conn-failure empty-response response-timeout\n' : ''}
 frontend fe
   bind 127.0.0.1:${listen}
   default_backend be
@@ -203,16 +227,16 @@ ${health ? '  option httpchk GET /health\n' : ''}${backends.map((p, i) => `  ser
   return file;
 }
 
-async function startBulwark(listen, backends, health) {
+async function startBulwark(listen, backends, health, perTry) {
   const apiPort = await freePort();
-  const file = bulwarkConfig(listen, apiPort, backends, health);
+  const file = bulwarkConfig(listen, apiPort, backends, health, perTry);
   const child = await start(process.execPath, [BIN, 'up', '-c', file], undefined);
   await waitHttp(listen);
   return child;
 }
 
-async function startHaproxy(listen, backends, health) {
-  const file = haproxyConfig(listen, backends, health);
+async function startHaproxy(listen, backends, health, perTry) {
+  const file = haproxyConfig(listen, backends, health, perTry);
   const child = await start('haproxy', ['-f', file, '-db'], undefined);
   const died = new Promise((_, reject) => child.once('exit', (code) => reject(new Error(`haproxy exited ${code} (run haproxy -c -f ${file})`))));
   await Promise.race([waitHttp(listen), died]);
@@ -220,13 +244,15 @@ async function startHaproxy(listen, backends, health) {
 }
 
 const fmt = (r) =>
-  `${r.rps.toFixed(0).padStart(8)} req/s   p50 ${r.p50.toFixed(2).padStart(6)} ms   p99 ${r.p99.toFixed(2).padStart(6)} ms   errors ${r.errors}   cpu ${r.cpuUs.toFixed(1)} us/req   (runs: ${r.all.join(', ')} req/s)`;
+  `${r.rps.toFixed(0).padStart(8)} req/s   p50 ${r.p50.toFixed(2).padStart(6)} ms   p99 ${r.p99.toFixed(2).padStart(6)} ms   errors ${r.errors}   cpu ${r.cpuUs.toFixed(1)} us/req (user ${r.userUs.toFixed(1)}, sys ${r.sysUs.toFixed(1)})   (runs: ${r.all.join(', ')} req/s; cpu ${r.allCpu.join(', ')} us/req)`;
 
 function median(runs) {
   const sorted = [...runs].sort((a, b) => a.rps - b.rps);
   const m = sorted[Math.floor(sorted.length / 2)];
   const cpu = runs.map((r) => r.cpuUs).sort((a, b) => a - b);
-  return { ...m, errors: runs.reduce((a, r) => a + r.errors, 0), all: runs.map((r) => Math.round(r.rps)), cpuUs: cpu[Math.floor(cpu.length / 2)] };
+  const byCpu = [...runs].sort((a, b) => a.cpuUs - b.cpuUs)[Math.floor(runs.length / 2)];
+  const p99 = runs.map((r) => r.p99).sort((a, b) => a - b)[Math.floor(runs.length / 2)];
+  return { ...m, p99, errors: runs.reduce((a, r) => a + r.errors, 0), all: runs.map((r) => Math.round(r.rps)), allCpu: runs.map((r) => r.cpuUs.toFixed(1)), cpuUs: cpu[Math.floor(cpu.length / 2)], userUs: byCpu.userUs, sysUs: byCpu.sysUs };
 }
 
 async function throughput() {
@@ -275,6 +301,91 @@ async function killScenario(kind) {
   }
 }
 
+async function stuckScenario(kind) {
+  const ports = [await freePort(), await freePort(), await freePort()];
+  const bs = [];
+  for (const p of ports) bs.push(await backend(p));
+  const lp = await freePort();
+  const proxy = kind === 'bulwark' ? await startBulwark(lp, ports, false, 500) : await startHaproxy(lp, ports, false, 500);
+  try {
+    const r = await wrk(lp, KILL_DURATION, () => {
+      setTimeout(() => bs[1].kill('SIGSTOP'), 2000);
+    });
+    return r;
+  } finally {
+    bs[1].kill('SIGCONT');
+    await stop(proxy);
+    for (const b of bs) await stop(b);
+  }
+}
+
+/** Opens n keep-alive connections, one request on each, and keeps them open idle; returns a closer. */
+async function idleClients(port, n) {
+  const { connect } = await import('node:net');
+  const socks = [];
+  let answered = 0;
+  let failed = 0;
+  await new Promise((resolve) => {
+    let pending = n;
+    const one = () => {
+      const s = connect({ host: '127.0.0.1', port });
+      socks.push(s);
+      let got = '';
+      const finish = (ok) => {
+        if (ok) answered++;
+        else failed++;
+        if (--pending === 0) resolve();
+      };
+      s.on('error', () => finish(false));
+      s.on('data', (d) => {
+        got += d;
+        if (got.includes('hello world')) {
+          got = '';
+          finish(true);
+        }
+      });
+      s.write('GET / HTTP/1.1\r\nHost: bench\r\n\r\n');
+    };
+    // In batches, so the listen backlog is not the thing measured.
+    let opened = 0;
+    const batch = () => {
+      for (let i = 0; i < 500 && opened < n; i++, opened++) one();
+      if (opened < n) setTimeout(batch, 20);
+    };
+    batch();
+  });
+  return { answered, failed, close: () => socks.forEach((s) => s.destroy()) };
+}
+
+async function idleScenario() {
+  const bport = await freePort();
+  const b = await backend(bport);
+  const out = {};
+  try {
+    for (const kind of ['bulwark', 'haproxy']) {
+      const lp = await freePort();
+      const proxy = kind === 'bulwark' ? await startBulwark(lp, [bport], false) : await startHaproxy(lp, [bport], false);
+      try {
+        await wrk(lp, 1, undefined, 10);
+        await sleep(500);
+        const rss0 = rssKb(proxy.pid);
+        const cpu0 = cpuSeconds(proxy.pid);
+        const c = await idleClients(lp, IDLE_CONNS);
+        await sleep(1000);
+        const rss1 = rssKb(proxy.pid);
+        const cpu1 = cpuSeconds(proxy.pid);
+        c.close();
+        out[kind] = { answered: c.answered, failed: c.failed, kbPerConn: (rss1 - rss0) / IDLE_CONNS, rssMb: rss1 / 1024, cpuMsPerConn: ((cpu1 - cpu0) * 1000) / IDLE_CONNS };
+      } finally {
+        await stop(proxy);
+      }
+    }
+  } finally {
+    await stop(b);
+  }
+  return out;
+}
+
 try {
   console.log(`bench/proxy.mjs: wrk -t1 -c${CONNS} -d${DURATION}s x ${ROUNDS} interleaved rounds (median shown), 12-byte responses, node ${process.version}, HAProxy nbthread 1`);
   const t = await throughput();
@@ -283,7 +394,18 @@ try {
   console.log(`  bulwark  ${fmt(t.bulwark)}`);
   console.log(`  haproxy  ${fmt(t.haproxy)}`);
   console.log(`  ratio bulwark/haproxy: ${(t.bulwark.rps / t.haproxy.rps).toFixed(2)}x requests/s (median runs)`);
-  console.log(`  CPU per request, haproxy/bulwark: ${(t.haproxy.cpuUs / t.bulwark.cpuUs).toFixed(2)}x (= single-core throughput ratio when CPU-bound: ${(1e6 / t.bulwark.cpuUs).toFixed(0)} vs ${(1e6 / t.haproxy.cpuUs).toFixed(0)} req/s per core)`);
+  console.log(`  CPU per request, bulwark/haproxy: ${(t.bulwark.cpuUs / t.haproxy.cpuUs).toFixed(2)}x (goal <= 1.25x; single-core throughput when CPU-bound: ${(1e6 / t.bulwark.cpuUs).toFixed(0)} vs ${(1e6 / t.haproxy.cpuUs).toFixed(0)} req/s per core)`);
+  console.log(`  p99 bulwark/haproxy: ${(t.bulwark.p99 / t.haproxy.p99).toFixed(2)}x`);
+  console.log(`\nstuck backend: SIGSTOP one of three 2s into a ${KILL_DURATION}s run (per-try 500 ms on both: Bulwark timeouts.per_try, HAProxy timeout server + retry-on response-timeout + redispatch)`);
+  for (const kind of ['bulwark', 'haproxy']) {
+    const r = await stuckScenario(kind);
+    console.log(`  ${kind.padEnd(8)} ${r.total} requests, client-visible errors ${r.errors} (non-2xx ${r.non2xx}, socket ${r.socketErrors}), worst latency ${r.max.toFixed(0)} ms, p99 ${r.p99.toFixed(2)} ms`);
+  }
+  console.log(`\n${IDLE_CONNS} idle keep-alive client connections (one request each, then held open)`);
+  const idle = await idleScenario();
+  for (const [kind, r] of Object.entries(idle)) {
+    console.log(`  ${kind.padEnd(8)} answered ${r.answered}, failed ${r.failed}, memory ${r.kbPerConn.toFixed(1)} KB per connection (RSS ${r.rssMb.toFixed(0)} MB), CPU ${(r.cpuMsPerConn * 1000).toFixed(0)} us per connection opened`);
+  }
   console.log(`\nkill one of three backends 2s into a ${KILL_DURATION}s run (health checks on; HAProxy with its defaults)`);
   const kb = await killScenario('bulwark');
   console.log(`  bulwark  ${kb.total} requests, client-visible errors ${kb.errors} (non-2xx ${kb.non2xx}, socket ${kb.socketErrors})`);
