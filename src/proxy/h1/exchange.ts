@@ -7,6 +7,7 @@ import type { Backend, Pool } from '../pool.js';
 import { failureStatus, retryDecision } from '../retry.js';
 import { errorResponse, isIdempotent, keepAliveSeconds, responseHeaders } from './forwarded.js';
 import type { H1Parser } from './parser.js';
+import { sweeper, type Sweepable } from './sweep.js';
 import type { UpstreamConn, UpstreamPool, UpstreamUser } from './upstream.js';
 
 /** What an exchange reports back to the service (metrics, events, outlier detection). */
@@ -60,7 +61,7 @@ const INLINE_BODY = 4096;
 /** Request-body bytes held while no connection is up: past this much the client is paused. */
 const HOLD_LIMIT = 256 * 1024;
 
-export class Exchange implements UpstreamUser {
+export class Exchange implements UpstreamUser, Sweepable {
   readonly #ctx: ExchangeContext;
   readonly #client: ClientSide;
   readonly #start = performance.now();
@@ -74,7 +75,8 @@ export class Exchange implements UpstreamUser {
   #retriedSame = false;
   #backend: Backend<UpstreamPool> | undefined;
   #conn: UpstreamConn | undefined;
-  #timer: NodeJS.Timeout | undefined;
+  /** When the current attempt's wait for a response head ends (0: not waiting). */
+  #tryDeadline = 0;
   #deadline = 0;
   /** Body pieces received while no connection was up. */
   #held: Buffer[] = [];
@@ -113,6 +115,7 @@ export class Exchange implements UpstreamUser {
 
   start(): void {
     this.#started = true;
+    sweeper.addFast(this);
     this.#deadline = this.#start + this.#ctx.timeouts.response;
     this.#next(undefined);
   }
@@ -142,7 +145,8 @@ export class Exchange implements UpstreamUser {
   clientGone(): void {
     if (this.#done) return;
     this.#done = true;
-    clearTimeout(this.#timer);
+    sweeper.removeFast(this);
+    this.#tryDeadline = 0;
     const b = this.#backend;
     if (this.#conn) this.#conn.destroy();
     this.#conn = undefined;
@@ -198,16 +202,28 @@ export class Exchange implements UpstreamUser {
     this.#heldBytes = 0;
     if (!ok) this.#client.pauseReading();
     else if (held.length > 0) this.#client.resumeReading();
-    const t = this.#ctx.timeouts;
-    const wait = Math.max(1, Math.min(t.perTry, this.#deadline - performance.now()));
-    this.#timer = setTimeout(() => this.#timedOut(conn), wait);
+    const now = sweeper.now;
+    this.#tryDeadline = Math.min(now + this.#ctx.timeouts.perTry, this.#deadline);
   }
 
-  #timedOut(conn: UpstreamConn): void {
-    if (conn !== this.#conn || this.#done || this.#responded) return;
+  /** The sweeper's check: the per-try / overall deadline for a response head, and a backend quiet mid-response. */
+  sweep(now: number): void {
+    if (this.#done) {
+      sweeper.removeFast(this);
+      return;
+    }
+    const conn = this.#conn;
+    if (conn === undefined) return;
+    if (!this.#responded) {
+      if (this.#tryDeadline !== 0 && now >= this.#tryDeadline) this.#timedOut(conn, now);
+    } else conn.checkIdle(now);
+  }
+
+  #timedOut(conn: UpstreamConn, now: number): void {
     this.#conn = undefined;
+    this.#tryDeadline = 0;
     conn.destroy();
-    const overall = performance.now() >= this.#deadline - 1;
+    const overall = now >= this.#deadline;
     this.#attemptFailed('ERESPONSETIMEOUT', overall ? `no response within ${this.#ctx.timeouts.response} ms` : `no response within the per-try timeout (${this.#ctx.timeouts.perTry} ms)`, overall);
   }
 
@@ -219,7 +235,7 @@ export class Exchange implements UpstreamUser {
     if (this.#done) return true;
     const status = p.statusCode;
     if (status < 200) return true; // 1xx informational: wait for the final status (Expect was answered by us)
-    clearTimeout(this.#timer);
+    this.#tryDeadline = 0;
     this.#responded = true;
     const b = this.#backend as Backend<UpstreamPool>;
     const res = responseHeaders(p.headers);
@@ -281,6 +297,7 @@ export class Exchange implements UpstreamUser {
   onResponseEnd(): void {
     if (this.#done) return;
     this.#done = true;
+    sweeper.removeFast(this);
     const b = this.#backend as Backend<UpstreamPool>;
     const conn = this.#conn as UpstreamConn;
     this.#conn = undefined;
@@ -301,7 +318,7 @@ export class Exchange implements UpstreamUser {
   }
 
   #attemptFailed(code: string, message: string, overall: boolean): void {
-    clearTimeout(this.#timer);
+    this.#tryDeadline = 0;
     const b = this.#backend as Backend<UpstreamPool>;
     b.finish();
     this.#lastCode = code;
@@ -310,6 +327,7 @@ export class Exchange implements UpstreamUser {
     if (this.#responded) {
       // Mid-body failure: the client already has a status line; what arrived was forwarded, now close.
       this.#done = true;
+      sweeper.removeFast(this);
       this.#ctx.hooks.finished(b, 502, false, performance.now() - this.#start);
       this.#client.abort();
       return;
@@ -328,7 +346,8 @@ export class Exchange implements UpstreamUser {
   #fail(status: number, detail: string | undefined): void {
     if (this.#done) return;
     this.#done = true;
-    clearTimeout(this.#timer);
+    sweeper.removeFast(this);
+    this.#tryDeadline = 0;
     // An unread request body would be taken for the next request: close unless it is all read.
     if (!this.#requestEnded) this.#close = true;
     this.#client.write(errorResponse(status, detail, this.#close));

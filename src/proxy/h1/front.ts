@@ -6,6 +6,7 @@ import type { Socket } from 'node:net';
 import { errorResponse, forwardedHeaders } from './forwarded.js';
 import { Exchange, type ClientSide, type ExchangeContext } from './exchange.js';
 import { H1Parser, type ParserSink } from './parser.js';
+import { sweeper, type Sweepable } from './sweep.js';
 
 /** What a front connection needs from its service. */
 export interface FrontContext extends ExchangeContext {
@@ -15,7 +16,7 @@ export interface FrontContext extends ExchangeContext {
   refused(status: number, reason: string): void;
 }
 
-export class FrontConn implements ParserSink, ClientSide {
+export class FrontConn implements ParserSink, ClientSide, Sweepable {
   readonly #ctx: FrontContext;
   readonly #socket: Socket;
   readonly #parser: H1Parser;
@@ -30,6 +31,7 @@ export class FrontConn implements ParserSink, ClientSide {
   #drainWaiters: Array<() => void> = [];
   httpMinor = 1;
   keepAlive = true;
+  #lastActive = sweeper.now;
 
   constructor(ctx: FrontContext, socket: Socket) {
     this.#ctx = ctx;
@@ -37,12 +39,10 @@ export class FrontConn implements ParserSink, ClientSide {
     this.#ip = socket.remoteAddress ?? '';
     this.#parser = new H1Parser('request', this);
     socket.setNoDelay(true);
-    socket.setTimeout(ctx.timeouts.idle);
-    socket.on('data', (d: Buffer) => this.#onData(d));
-    socket.on('timeout', () => {
-      // Idle between requests (or a client that stopped sending its request): close. A request
-      // waiting on a backend is bounded by the backend timeouts instead.
-      if (this.#exchange === undefined || this.#exchange.done || !this.#requestComplete) socket.destroy();
+    sweeper.addSlow(this);
+    socket.on('data', (d: Buffer) => {
+      this.#lastActive = sweeper.now;
+      this.#onData(d);
     });
     socket.on('drain', () => {
       const w = this.#drainWaiters;
@@ -52,6 +52,7 @@ export class FrontConn implements ParserSink, ClientSide {
     });
     socket.on('error', () => undefined);
     socket.on('close', () => {
+      sweeper.removeSlow(this);
       this.#closing = true;
       this.#exchange?.clientGone();
       this.#parser.destroy();
@@ -61,6 +62,13 @@ export class FrontConn implements ParserSink, ClientSide {
       this.#closing = true;
       if (this.#exchange === undefined || this.#exchange.done) socket.end();
     });
+  }
+
+  /** Idle between requests (or a client that stopped sending its request) for the idle timeout: close. A
+   * request waiting on a backend is bounded by the backend timeouts instead. */
+  sweep(now: number): void {
+    if (now - this.#lastActive <= this.#ctx.timeouts.idle) return;
+    if (this.#exchange === undefined || this.#exchange.done || !this.#requestComplete) this.#socket.destroy();
   }
 
   #onData(d: Buffer): void {
@@ -105,10 +113,9 @@ export class FrontConn implements ParserSink, ClientSide {
         if (!up) return this.#refuse(400, 'bad upgrade request');
         this.#socket.pause();
         this.#socket.removeAllListeners('data');
-        this.#socket.removeAllListeners('timeout');
         this.#socket.removeAllListeners('end');
         this.#socket.removeAllListeners('close');
-        this.#socket.setTimeout(0);
+        sweeper.removeSlow(this);
         this.#parser.destroy();
         this.#ctx.upgrade(this.#socket, up, r.rest);
         return;
@@ -170,6 +177,7 @@ export class FrontConn implements ParserSink, ClientSide {
   }
 
   responseDone(close: boolean): void {
+    this.#lastActive = sweeper.now;
     if (close || this.#closing) {
       this.#closing = true;
       if (this.#requestComplete) this.#socket.end();

@@ -4,6 +4,7 @@
 // A connection serves one request at a time; one that cannot be reused is destroyed.
 import { connect, type Socket } from 'node:net';
 import { H1Parser, type ParserSink } from './parser.js';
+import { sweeper, type Sweepable } from './sweep.js';
 
 /** What a connection reports to the attempt using it. */
 export interface UpstreamUser {
@@ -43,6 +44,9 @@ export class UpstreamConn implements ParserSink {
   reused = false;
   idleSince = 0;
   reuseUntil = Infinity;
+  /** Coarse time of the last read (the sweeper's clock). */
+  lastRead = sweeper.now;
+  readonly #idleMs: number;
   /** The response being read answers a HEAD request. */
   head = false;
   #dead = false;
@@ -50,6 +54,7 @@ export class UpstreamConn implements ParserSink {
 
   constructor(owner: UpstreamPool, host: string, port: number, t: UpstreamTimeouts) {
     this.#owner = owner;
+    this.#idleMs = t.idle;
     this.parser = new H1Parser('response', this);
     // Reads land in one shared buffer (no allocation per read): everything kept from it is copied.
     const s = connect({ host, port, noDelay: true, onread: { buffer: READ_BUFFER, callback: (n: number, buf: Uint8Array) => this.#onRead(n, buf) } });
@@ -58,14 +63,9 @@ export class UpstreamConn implements ParserSink {
     s.once('connect', () => {
       clearTimeout(this.#connectTimer);
       this.connected = true;
-      s.setTimeout(t.idle);
       this.user?.onConnected(this);
     });
     s.on('drain', () => this.user?.onUpstreamDrain());
-    s.on('timeout', () => {
-      if (this.user) this.#fail('EIDLETIMEOUT', `no byte from the backend for ${t.idle} ms`);
-      else this.destroy();
-    });
     s.on('end', () => {
       if (this.user && this.parser.inBody) {
         const r = this.parser.finish();
@@ -87,6 +87,7 @@ export class UpstreamConn implements ParserSink {
   }
 
   #onRead(n: number, buf: Uint8Array): boolean {
+    this.lastRead = sweeper.now;
     this.#onData(Buffer.from(buf.buffer, buf.byteOffset, n));
     return true;
   }
@@ -125,6 +126,13 @@ export class UpstreamConn implements ParserSink {
     u?.onResponseEnd();
   }
 
+  /** Called by the exchange's sweep: true when the backend has been quiet mid-response for the idle timeout (then the attempt fails). */
+  checkIdle(now: number): boolean {
+    if (now - this.lastRead <= this.#idleMs) return false;
+    this.#fail('EIDLETIMEOUT', `no byte from the backend for ${this.#idleMs} ms`);
+    return true;
+  }
+
   #fail(code: string, message: string): void {
     if (this.#dead) return;
     this.destroy();
@@ -143,7 +151,7 @@ export class UpstreamConn implements ParserSink {
   }
 }
 
-export class UpstreamPool {
+export class UpstreamPool implements Sweepable {
   readonly host: string;
   readonly port: number;
   timeouts: UpstreamTimeouts;
@@ -155,6 +163,13 @@ export class UpstreamPool {
     this.host = host;
     this.port = port;
     this.timeouts = timeouts;
+    sweeper.addSlow(this);
+  }
+
+  /** Closes idle connections past POOL_IDLE_MS (they would not be reused). */
+  sweep(now: number): void {
+    if (this.#idle.length === 0) return;
+    for (const c of this.#idle.filter((x) => now - x.idleSince >= POOL_IDLE_MS || now >= x.reuseUntil)) c.destroy();
   }
 
   get open(): number {
@@ -199,12 +214,14 @@ export class UpstreamPool {
   /** No new connections; idle ones close now, busy ones when their exchange ends. */
   close(): void {
     this.#closing = true;
+    sweeper.removeSlow(this);
     for (const c of this.#idle.splice(0)) c.destroy();
   }
 
   /** Every connection closed now (in-flight exchanges fail). */
   destroy(): void {
     this.#closing = true;
+    sweeper.removeSlow(this);
     for (const c of [...this.#all]) c.destroy();
   }
 }
