@@ -5,6 +5,7 @@
 // connection is published as 'proxy.request' for SLIs. Reload keeps listeners, connections and
 // backend state; removed backends drain. Each service's lifecycle is services.ts's, the database
 // listeners databases.ts's, the outlier accounting outliers.ts's; this module wires them.
+import { availableParallelism } from 'node:os';
 import type { Timer } from '../core/clock.js';
 import type { BulwarkConfig } from '../core/config/schema.js';
 import type { Subsystem, SubsystemDeps } from '../core/subsystem.js';
@@ -14,6 +15,7 @@ import { Outliers } from './outliers.js';
 import type { Backend } from './pool.js';
 import { ServiceRuntime, type ServiceHooks } from './services.js';
 import { registerProxyMetrics } from './stats.js';
+import { WorkerGroup } from './workers/group.js';
 
 export { Pool, Backend } from './pool.js';
 export { checkListeners } from './listen.js';
@@ -27,6 +29,8 @@ export class Proxy implements Subsystem {
   readonly #timers = new Set<Timer>();
   readonly #outliers: Outliers;
   readonly #hooks: ServiceHooks;
+  /** Set when proxy.workers is above 1: the services then run in worker processes, #services is the daemon's view. */
+  #group: WorkerGroup | undefined;
   #config: BulwarkConfig;
 
   constructor(deps: SubsystemDeps) {
@@ -55,11 +59,16 @@ export class Proxy implements Subsystem {
 
   async start(): Promise<void> {
     this.#unsubscribe.push(
-      this.#deps.events.on('health.transition', (t) => this.#services.get(t.service)?.health(t.node, t.to)),
+      this.#deps.events.on('health.transition', (t) => {
+        this.#services.get(t.service)?.health(t.node, t.to);
+        this.#group?.health(t.service, t.node, t.to);
+      }),
       this.#deps.events.on('db.topology', (t) => this.#dbs.get(t.database)?.topology(t)),
     );
     try {
-      for (const [name, cfg] of Object.entries(this.#config.services)) this.#services.set(name, await ServiceRuntime.open(name, cfg, this.#hooks));
+      const n = workerCount(this.#config);
+      if (n > 1) await this.#startWorkers(n);
+      else for (const [name, cfg] of Object.entries(this.#config.services)) this.#services.set(name, await ServiceRuntime.open(name, cfg, this.#hooks));
       for (const [name, cfg] of Object.entries(this.#config.databases)) this.#dbs.set(name, await DatabaseListeners.open(name, cfg, this.#deps));
     } catch (err) {
       await this.stop();
@@ -67,8 +76,39 @@ export class Proxy implements Subsystem {
     }
   }
 
+  /** Workers: the daemon keeps each service's pools (health, ejections, draining, summed counters) without a listener. */
+  async #startWorkers(n: number): Promise<void> {
+    for (const [name, cfg] of Object.entries(this.#config.services)) this.#services.set(name, ServiceRuntime.shadow(name, cfg, this.#hooks));
+    const group = new WorkerGroup(n, {
+      backend: (service, name) => this.#services.get(service)?.pool.find(name),
+      each: (fn) => {
+        for (const rt of this.#services.values()) for (const b of rt.pool.backends) fn(rt.name, b);
+      },
+      failed: (service, b, reason, detail) => {
+        const rt = this.#services.get(service);
+        if (!rt) return;
+        const d = this.#outliers.failed(service, rt.pool, b, reason, detail);
+        if (d?.ejected) this.#group?.eject(service, b.name, b.ejectedUntil, b.upSince);
+      },
+      succeeded: (service, b) => this.#services.get(service)?.pool.success(b),
+      request: (service, backend, ok, status, ms, at) => this.#deps.events.emit('proxy.request', { service, backend, ok, status, latency_ms: ms, at }),
+      log: (level, fields, msg) => this.#deps.logger[level](fields, msg),
+    });
+    this.#group = group;
+    await group.start(this.#config.services);
+    for (const rt of this.#services.values()) rt.bound = group.bound[rt.name] ?? '';
+    this.#deps.logger.info({ workers: n, pids: group.pids, listeners: group.bound }, 'proxy listening in worker processes');
+  }
+
+  /** Resolves once every worker has applied every change sent so far and reported its counters (no-op without workers). */
+  synced(): Promise<void> {
+    return this.#group?.synced() ?? Promise.resolve();
+  }
+
   async stop(): Promise<void> {
     for (const u of this.#unsubscribe.splice(0)) u();
+    await this.#group?.stop();
+    this.#group = undefined;
     for (const t of this.#timers) t.cancel();
     this.#timers.clear();
     const closing: Array<Promise<void>> = [];
@@ -89,10 +129,17 @@ export class Proxy implements Subsystem {
         void rt.close(rt.cfg.drain_timeout);
       }
     }
+    const group = this.#group;
+    if (group && workerCount(config) !== group.size) this.#deps.logger.warn({ workers: group.size }, 'proxy.workers changes on restart, not on reload');
     for (const [name, cfg] of Object.entries(config.services)) {
       const rt = this.#services.get(name);
-      if (!rt) this.#services.set(name, await ServiceRuntime.open(name, cfg, this.#hooks));
+      if (!rt) this.#services.set(name, group ? ServiceRuntime.shadow(name, cfg, this.#hooks) : await ServiceRuntime.open(name, cfg, this.#hooks));
       else await rt.update(cfg);
+    }
+    if (group) {
+      group.configure(config.services);
+      await group.synced();
+      for (const rt of this.#services.values()) rt.bound = group.bound[rt.name] ?? rt.bound;
     }
     for (const [name, db] of [...this.#dbs]) {
       const next = config.databases[name];
@@ -130,6 +177,7 @@ export class Proxy implements Subsystem {
       rows,
       columns: ['service', 'backend', 'address', 'state', 'role', 'in_flight', 'requests', 'errors'],
       listeners,
+      workers: this.#group ? { count: this.#group.size, pids: this.#group.pids } : { count: 1, pids: [process.pid] },
       tiers: Object.fromEntries([...this.#services.values()].filter((r) => r.cfg.mode === 'active-passive').map((r) => [r.name, r.pool.tier])),
     };
   }
@@ -150,6 +198,12 @@ export class Proxy implements Subsystem {
     }
     this.#deps.events.emit('proxy.request', { service, backend: b?.name, ok, status, latency_ms: ms, at: this.#deps.clock.now() });
   }
+}
+
+/** proxy.workers resolved: auto is one per core. */
+export function workerCount(config: BulwarkConfig): number {
+  const w = config.proxy.workers;
+  return w === 'auto' ? availableParallelism() : w;
 }
 
 /** The daemon's factory: undefined when no service or database is configured. */

@@ -3,7 +3,7 @@
 // audit trail, the end of each ejection period) and the counts and detection-time histogram the
 // metrics export.
 import type { SubsystemDeps } from '../core/subsystem.js';
-import type { Backend, Pool } from './pool.js';
+import type { Backend, OutlierDecision, Pool } from './pool.js';
 import { EventHistogram } from './stats.js';
 
 export class Outliers {
@@ -18,11 +18,11 @@ export class Outliers {
   }
 
   /** A live-traffic failure of b in service: the pool decides, this publishes. detail goes to debug logs only. */
-  failed<B extends Backend<unknown>>(service: string, pool: Pool<B>, b: B, reason: string, detail: string): void {
+  failed<B extends Backend<unknown>>(service: string, pool: Pool<B>, b: B, reason: string, detail: string): OutlierDecision | undefined {
     const now = this.#deps.clock.now();
     const d = pool.failure(b, reason, now);
     this.#deps.logger.debug({ service, backend: b.name, reason, detail }, 'backend failure on live traffic');
-    if (!d) return;
+    if (!d) return undefined;
     let o = this.#counts.get(service);
     if (!o) {
       o = { ejected: 0, capped: 0 };
@@ -32,7 +32,7 @@ export class Outliers {
       o.capped++;
       this.#deps.logger.error({ service, backend: b.name, reason: d.reason }, 'OUTLIER EJECTION REFUSED: too much of the pool is already ejected; the backend keeps taking traffic');
       this.#deps.events.emit('audit.event', { kind: 'proxy.outlier.capped', subject: `${service}/${b.name}`, message: d.reason, at: now });
-      return;
+      return d;
     }
     o.ejected++;
     this.detection.observe(service, d.detectionMs / 1000);
@@ -41,6 +41,7 @@ export class Outliers {
     this.#later(d.until - now, () => {
       this.#deps.events.emit('proxy.outlier', { service, backend: b.name, ejected: false, reason: 'ejection period ended', until: undefined, at: this.#deps.clock.now() });
     });
+    return d;
   }
 
   samples(): Array<{ labels: Record<string, string>; value: number }> {

@@ -19,6 +19,8 @@ export interface ServiceHooks {
   later(ms: number, fn: () => void): void;
   finished(service: string, b: Backend<unknown> | undefined, status: number | undefined, ok: boolean, ms: number): void;
   failed(service: string, pool: Pool<Backend<unknown>>, b: Backend<unknown>, reason: string, detail: string): void;
+  /** A success on live traffic (only needed where the outlier streak is kept elsewhere: workers). */
+  succeeded?(service: string, b: Backend<unknown>): void;
   log(level: 'info' | 'warn', fields: Record<string, unknown>, msg: string): void;
 }
 
@@ -55,6 +57,7 @@ export class ServiceRuntime {
   readonly #p: Proto;
   readonly #hooks: ServiceHooks;
   #server: Server;
+  #listening = false;
   bound = '';
 
   private constructor(name: string, cfg: ServiceConfig, hooks: ServiceHooks) {
@@ -71,7 +74,10 @@ export class ServiceRuntime {
           now,
           finished: (b, status, ok, ms) => hooks.finished(name, b, status, ok, ms),
           failed: (b, reason, detail) => hooks.failed(name, pool as Pool<Backend<unknown>>, b, reason, detail),
-          succeeded: (b) => pool.success(b),
+          succeeded: (b) => {
+            pool.success(b);
+            hooks.succeeded?.(name, b);
+          },
         },
         { timeouts: timeoutsOf(cfg), retries: cfg.retries, count5xx: cfg.passive?.count_5xx ?? false },
       );
@@ -88,7 +94,10 @@ export class ServiceRuntime {
           now,
           finished: (b, ok, ms) => hooks.finished(name, b, undefined, ok, ms),
           failed: (b, reason, detail) => hooks.failed(name, pool as Pool<Backend<unknown>>, b, reason, detail),
-          succeeded: (b) => pool.success(b),
+          succeeded: (b) => {
+            pool.success(b);
+            hooks.succeeded?.(name, b);
+          },
         },
         { connectTimeout: t.connect, idleTimeout: cfg.timeouts?.idle ?? 0, retries: cfg.retries },
       );
@@ -101,8 +110,14 @@ export class ServiceRuntime {
   static async open(name: string, cfg: ServiceConfig, hooks: ServiceHooks): Promise<ServiceRuntime> {
     const rt = new ServiceRuntime(name, cfg, hooks);
     rt.bound = await listenOn(rt.#server, cfg.listen, `services.${name}`);
+    rt.#listening = true;
     hooks.log('info', { service: name, listen: rt.bound, protocol: cfg.protocol, backends: cfg.backends.length }, 'proxy listening');
     return rt;
+  }
+
+  /** The service's pools and backend state without a listener: the daemon's view when workers carry the traffic. */
+  static shadow(name: string, cfg: ServiceConfig, hooks: ServiceHooks): ServiceRuntime {
+    return new ServiceRuntime(name, cfg, hooks);
   }
 
   get pool(): Pool<Backend<unknown>> {
@@ -182,7 +197,7 @@ export class ServiceRuntime {
       if (p.kind === 'http') p.pool.add(this.#httpBackend(bc));
       else p.pool.add(this.#tcpBackend(bc));
     }
-    if (cfg.listen !== old.listen) {
+    if (cfg.listen !== old.listen && this.#listening) {
       const oldServer = this.#server;
       this.#server = p.svc.server();
       this.bound = await listenOn(this.#server, cfg.listen, `services.${this.name}`);
@@ -213,7 +228,7 @@ export class ServiceRuntime {
 
   /** Stops accepting, waits up to waitMs for requests in flight, then closes everything. */
   async close(waitMs: number): Promise<void> {
-    const closed = closeServer(this.#server);
+    const closed = this.#listening ? closeServer(this.#server) : Promise.resolve();
     const deadline = Date.now() + waitMs;
     while (Date.now() < deadline && this.pool.backends.some((b) => b.inFlight > 0)) await new Promise((r) => setTimeout(r, 20));
     if (this.#p.kind === 'http') this.#p.svc.closeAll();

@@ -297,6 +297,8 @@ export const configSchema = z.strictObject({
       }),
     ])
     .default({ kind: 'local' }),
+  /** The proxy's data path (owned by proxy/): workers: 1 runs it in the daemon; N or auto (one per core) in worker processes that share the listeners, with health, ejections and stats kept by the daemon. */
+  proxy: z.strictObject({ workers: z.union([z.literal('auto'), z.number().int().min(1).max(64)]).default(1) }).default({ workers: 1 }),
   services: z.record(name(), serviceSchema).default({}),
   databases: z.record(name(), databaseSchema).default({}),
   backups: z.record(name(), planSchema).default({}),
