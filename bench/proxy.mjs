@@ -11,7 +11,7 @@
 import { spawn, spawnSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
-import { tmpdir } from 'node:os';
+import { availableParallelism, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
@@ -26,6 +26,7 @@ const DURATION = opt('duration', 5);
 const ROUNDS = opt('rounds', 3);
 const CONNS = opt('connections', 50);
 const KILL_DURATION = 8;
+const CORES = availableParallelism();
 // 9000 by default: HAProxy reserves two descriptors per maxconn and this machine's ulimit -n is 20000.
 const IDLE_CONNS = opt('idle', 9000);
 
@@ -114,8 +115,26 @@ function stop(child) {
   });
 }
 
-/** CPU seconds [user, system] a process has used so far, from /proc (Linux). */
+/** The pid and its child processes (Bulwark's proxy workers). */
+function tree(pid) {
+  const r = spawnSync('ps', ['--ppid', String(pid), '-o', 'pid=']);
+  return [pid, ...String(r.stdout).split(/\s+/).filter(Boolean).map(Number)];
+}
+
+/** CPU seconds [user, system] of a process and its children so far. */
 function cpuSplit(pid) {
+  let u = 0;
+  let s = 0;
+  for (const p of tree(pid)) {
+    const [a, b] = cpuSplitOne(p);
+    u += a;
+    s += b;
+  }
+  return [u, s];
+}
+
+/** CPU seconds [user, system] a process has used so far, from /proc (Linux). */
+function cpuSplitOne(pid) {
   try {
     const f = readFileSync(`/proc/${pid}/stat`, 'utf8');
     const rest = f.slice(f.lastIndexOf(')') + 2).split(' ');
@@ -178,8 +197,9 @@ function wrk(port, seconds, onStart, conns = CONNS) {
   });
 }
 
-function bulwarkConfig(listen, apiPort, backends, health, perTry) {
+function bulwarkConfig(listen, apiPort, backends, health, perTry, workers = 1) {
   const lines = [
+    `proxy: { workers: ${workers} }`,
     `api: { listen: 127.0.0.1:${apiPort} }`,
     `state_dir: ${join(dir, `var-${listen}`)}`,
     `log: { level: warn }`,
@@ -198,14 +218,14 @@ function bulwarkConfig(listen, apiPort, backends, health, perTry) {
   return file;
 }
 
-function haproxyConfig(listen, backends, health, perTry) {
+function haproxyConfig(listen, backends, health, perTry, threads = 1) {
   // "Equivalent": one thread, keep-alive to the backends, round-robin; health checks with
   // HAProxy's defaults (inter 2s, fall 3, rise 2) when health is on. No redispatch: HAProxy's default.
   const file = join(dir, `haproxy-${listen}.cfg`);
   writeFileSync(
     file,
     `global
-  nbthread 1
+  nbthread ${threads}
   maxconn ${IDLE_CONNS + 500}
 defaults
   mode http
@@ -227,16 +247,16 @@ ${health ? '  option httpchk GET /health\n' : ''}${backends.map((p, i) => `  ser
   return file;
 }
 
-async function startBulwark(listen, backends, health, perTry) {
+async function startBulwark(listen, backends, health, perTry, workers = 1) {
   const apiPort = await freePort();
-  const file = bulwarkConfig(listen, apiPort, backends, health, perTry);
+  const file = bulwarkConfig(listen, apiPort, backends, health, perTry, workers);
   const child = await start(process.execPath, [BIN, 'up', '-c', file], undefined);
   await waitHttp(listen);
   return child;
 }
 
-async function startHaproxy(listen, backends, health, perTry) {
-  const file = haproxyConfig(listen, backends, health, perTry);
+async function startHaproxy(listen, backends, health, perTry, threads = 1) {
+  const file = haproxyConfig(listen, backends, health, perTry, threads);
   const child = await start('haproxy', ['-f', file, '-db'], undefined);
   const died = new Promise((_, reject) => child.once('exit', (code) => reject(new Error(`haproxy exited ${code} (run haproxy -c -f ${file})`))));
   await Promise.race([waitHttp(listen), died]);
@@ -255,7 +275,7 @@ function median(runs) {
   return { ...m, p99, errors: runs.reduce((a, r) => a + r.errors, 0), all: runs.map((r) => Math.round(r.rps)), allCpu: runs.map((r) => r.cpuUs.toFixed(1)), cpuUs: cpu[Math.floor(cpu.length / 2)], userUs: byCpu.userUs, sysUs: byCpu.sysUs };
 }
 
-async function throughput() {
+async function throughput(cores = 1) {
   const bport = await freePort();
   const b = await backend(bport);
   const runs = { direct: [], bulwark: [], haproxy: [] };
@@ -264,9 +284,9 @@ async function throughput() {
   try {
     await waitHttp(bport);
     const bw = await freePort();
-    bul = await startBulwark(bw, [bport], false);
+    bul = await startBulwark(bw, [bport], false, undefined, cores);
     const hp = await freePort();
-    ha = await startHaproxy(hp, [bport], false);
+    ha = await startHaproxy(hp, [bport], false, undefined, cores);
     await wrk(bw, 1); // warm-up (JIT, keep-alive pool)
     await wrk(hp, 1);
     // Interleaved rounds, median reported: the machine is shared, so one run can be unlucky.
@@ -396,6 +416,14 @@ try {
   console.log(`  ratio bulwark/haproxy: ${(t.bulwark.rps / t.haproxy.rps).toFixed(2)}x requests/s (median runs)`);
   console.log(`  CPU per request, bulwark/haproxy: ${(t.bulwark.cpuUs / t.haproxy.cpuUs).toFixed(2)}x (goal <= 1.25x; single-core throughput when CPU-bound: ${(1e6 / t.bulwark.cpuUs).toFixed(0)} vs ${(1e6 / t.haproxy.cpuUs).toFixed(0)} req/s per core)`);
   console.log(`  p99 bulwark/haproxy: ${(t.bulwark.p99 / t.haproxy.p99).toFixed(2)}x`);
+  if (CORES > 1) {
+    const a = await throughput(CORES);
+    console.log(`\nall cores: Bulwark proxy.workers: ${CORES} vs HAProxy nbthread ${CORES} (CPU summed over the daemon and its workers)`);
+    console.log(`  direct   ${fmt(a.direct)}`);
+    console.log(`  bulwark  ${fmt(a.bulwark)}`);
+    console.log(`  haproxy  ${fmt(a.haproxy)}`);
+    console.log(`  ratio bulwark/haproxy: ${(a.bulwark.rps / a.haproxy.rps).toFixed(2)}x requests/s, ${(a.bulwark.cpuUs / a.haproxy.cpuUs).toFixed(2)}x CPU per request, ${(a.bulwark.p99 / a.haproxy.p99).toFixed(2)}x p99`);
+  }
   console.log(`\nstuck backend: SIGSTOP one of three 2s into a ${KILL_DURATION}s run (per-try 500 ms on both: Bulwark timeouts.per_try, HAProxy timeout server + retry-on response-timeout + redispatch)`);
   for (const kind of ['bulwark', 'haproxy']) {
     const r = await stuckScenario(kind);

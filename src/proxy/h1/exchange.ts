@@ -5,7 +5,7 @@
 import { performance } from 'node:perf_hooks';
 import type { Backend, Pool } from '../pool.js';
 import { failureStatus, retryDecision } from '../retry.js';
-import { errorResponse, isIdempotent, keepAliveSeconds, responseHeaders } from './forwarded.js';
+import { errorResponse, isIdempotent, responseHead } from './forwarded.js';
 import type { H1Parser } from './parser.js';
 import { sweeper, type Sweepable } from './sweep.js';
 import type { UpstreamConn, UpstreamPool, UpstreamUser } from './upstream.js';
@@ -238,7 +238,7 @@ export class Exchange implements UpstreamUser, Sweepable {
     this.#tryDeadline = 0;
     this.#responded = true;
     const b = this.#backend as Backend<UpstreamPool>;
-    const res = responseHeaders(p.headers);
+    const res = responseHead(p);
     const noBody = this.method === 'HEAD' || status === 204 || status === 304;
     let framing = '';
     if (!noBody && !res.contentLength) {
@@ -253,7 +253,7 @@ export class Exchange implements UpstreamUser, Sweepable {
     this.#out = `HTTP/1.1 ${status} ${p.statusText}\r\n${res.lines}${framing}${this.#close ? 'connection: close\r\n' : ''}\r\n`;
     if (status >= 500 && this.#ctx.count5xx) this.#ctx.hooks.failed(b, `http ${status}`, `http ${status}`);
     else this.#ctx.hooks.succeeded(b);
-    this.#reuseFor = keepAliveSeconds(p.headers);
+    this.#reuseFor = res.keepAliveSeconds;
     return noBody;
   }
 

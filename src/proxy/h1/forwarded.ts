@@ -161,6 +161,67 @@ export function responseHeaders(raw: readonly string[]): ForwardedResponse {
   return { lines, contentLength };
 }
 
+/** A parsed head read in place (the parser's accessors: no string per header unless asked). */
+export interface HeadView {
+  readonly headerCount: number;
+  readonly headers: string[];
+  nameLength(i: number): number;
+  nameIs(i: number, lower: string): boolean;
+  value(i: number): string;
+  lines(from: number, to: number): string;
+}
+
+/**
+ * responseHeaders() on a head read in place: the kept headers go out as the bytes the backend
+ * sent (runs of lines between dropped ones), and only the values the proxy needs become strings.
+ * Also returns the backend's Keep-Alive timeout.
+ */
+export function responseHead(h: HeadView): ForwardedResponse & { keepAliveSeconds: number | undefined } {
+  const n = h.headerCount;
+  let lines = '';
+  let run = 0;
+  let contentLength = false;
+  let conn: string | undefined;
+  let keepAlive: number | undefined;
+  for (let i = 0; i < n; i++) {
+    let drop = false;
+    switch (h.nameLength(i)) {
+      case 7:
+        drop = h.nameIs(i, 'upgrade') || h.nameIs(i, 'trailer');
+        break;
+      case 10:
+        if (h.nameIs(i, 'connection')) {
+          drop = true;
+          conn = conn === undefined ? h.value(i) : `${conn}, ${h.value(i)}`;
+        } else if (h.nameIs(i, 'keep-alive')) {
+          drop = true;
+          const m = /timeout\s*=\s*(\d+)/i.exec(h.value(i));
+          if (m) keepAlive = Number(m[1]);
+        }
+        break;
+      case 14:
+        if (h.nameIs(i, 'content-length')) contentLength = true;
+        break;
+      case 16:
+        drop = h.nameIs(i, 'proxy-connection');
+        break;
+      case 17:
+        drop = h.nameIs(i, 'transfer-encoding');
+        break;
+    }
+    if (drop) {
+      lines += h.lines(run, i);
+      run = i + 1;
+    }
+  }
+  lines += h.lines(run, n);
+  if (conn !== undefined && conn !== 'keep-alive' && conn !== 'close' && connectionListed(conn)) {
+    // Connection names more hop-by-hop headers (rare): the general path.
+    return { ...responseHeaders(h.headers), keepAliveSeconds: keepAlive };
+  }
+  return { lines, contentLength, keepAliveSeconds: keepAlive };
+}
+
 /** The seconds of a backend's "Keep-Alive: timeout=N" response header, or undefined. */
 export function keepAliveSeconds(raw: readonly string[]): number | undefined {
   for (let i = 0; i < raw.length; i += 2) {

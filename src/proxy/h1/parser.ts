@@ -77,8 +77,8 @@ function instance(): LlhttpExports {
     wasm_on_message_begin: (): number => (current as H1Parser).begin(),
     wasm_on_url: (_p: number, at: number, len: number): number => (current as H1Parser).url(text(at, len), len),
     wasm_on_status: (_p: number, at: number, len: number): number => (current as H1Parser).status(text(at, len), len),
-    wasm_on_header_field: (_p: number, at: number, len: number): number => (current as H1Parser).field(text(at, len), len),
-    wasm_on_header_value: (_p: number, at: number, len: number): number => (current as H1Parser).value(text(at, len), len),
+    wasm_on_header_field: (_p: number, at: number, len: number): number => (current as H1Parser).cbField(at - bufPtr, len),
+    wasm_on_header_value: (_p: number, at: number, len: number): number => (current as H1Parser).cbValue(at - bufPtr, len),
     wasm_on_headers_complete: (_p: number, statusCode: number, upgrade: number, keepAlive: number): number =>
       (current as H1Parser).headersComplete(statusCode, upgrade === 1, keepAlive === 1),
     wasm_on_body: (_p: number, at: number, len: number): number => (current as H1Parser).body(slice(at, len)),
@@ -104,8 +104,14 @@ export class H1Parser {
   target = '';
   statusCode = 0;
   statusText = '';
-  /** Flat [name, value, ...], names as sent. */
-  headers: string[] = [];
+  /** Header strings (flat [name, value, ...]) once made; until then the head is offsets into the chunk. */
+  #strings: string[] = [];
+  /** The head's headers as [nameStart, nameEnd, valueStart, valueEnd] offsets into #chunk (raw mode). */
+  #raw: number[] = [];
+  #rawMode = true;
+  /** Between message begin and headers complete. */
+  #inHead = false;
+  #chunk: Buffer | undefined;
   httpMinor = 1;
   httpMajor = 1;
   keepAlive = true;
@@ -144,11 +150,16 @@ export class H1Parser {
     // eslint-disable-next-line @typescript-eslint/no-this-alias -- the wasm callbacks reach the executing parser through this slot
     current = this;
     currentChunk = chunk;
+    this.#chunk = chunk;
+    this.#fresh = true;
     try {
       ret = w.llhttp_execute(this.#ptr, bufPtr, chunk.length);
+      // A head that continues in the next chunk: its offsets would dangle, make strings now.
+      if (this.#inHead && this.#rawMode) this.#materialize();
     } finally {
       current = undefined;
       currentChunk = undefined;
+      this.#chunk = undefined;
     }
     if (ret === ERR_OK) return MORE;
     if (ret === ERR_PAUSED) {
@@ -204,51 +215,143 @@ export class H1Parser {
     return 0;
   }
 
+  // The head's headers, valid during onHead (raw offsets point into the chunk being parsed).
+  get headerCount(): number {
+    return this.#rawMode ? this.#raw.length / 4 : this.#strings.length / 2;
+  }
+
+  /** Flat [name, value, ...], names as sent (made from the chunk on first use). */
+  get headers(): string[] {
+    if (this.#rawMode) this.#materialize();
+    return this.#strings;
+  }
+
+  nameLength(i: number): number {
+    return this.#rawMode ? (this.#raw[i * 4 + 1] as number) - (this.#raw[i * 4] as number) : (this.#strings[i * 2] as string).length;
+  }
+
+  /** Case-insensitive comparison of header i's name with a lower-case name. */
+  nameIs(i: number, lower: string): boolean {
+    if (!this.#rawMode) return (this.#strings[i * 2] as string).toLowerCase() === lower;
+    const start = this.#raw[i * 4] as number;
+    if ((this.#raw[i * 4 + 1] as number) - start !== lower.length) return false;
+    const c = this.#chunk as Buffer;
+    for (let k = 0; k < lower.length; k++) if (((c[start + k] as number) | 0x20) !== lower.charCodeAt(k)) return false;
+    return true;
+  }
+
+  value(i: number): string {
+    if (!this.#rawMode) return this.#strings[i * 2 + 1] as string;
+    const vs = this.#raw[i * 4 + 2] as number;
+    return vs < 0 ? '' : trimOws((this.#chunk as Buffer).toString('latin1', vs, this.#raw[i * 4 + 3] as number));
+  }
+
+  /** Headers from..to-1 as "name: value\r\n" lines (raw: the bytes as sent, one slice). */
+  lines(from: number, to: number): string {
+    if (to <= from) return '';
+    if (!this.#rawMode) {
+      let out = '';
+      for (let i = from; i < to; i++) out += `${this.#strings[i * 2] as string}: ${this.#strings[i * 2 + 1] as string}\r\n`;
+      return out;
+    }
+    const r = this.#raw;
+    const last = (to - 1) * 4;
+    const end = (r[last + 2] as number) < 0 ? (r[last + 1] as number) + 1 : (r[last + 3] as number);
+    return `${(this.#chunk as Buffer).toString('latin1', r[from * 4] as number, end)}\r\n`;
+  }
+
+  #materialize(): void {
+    const c = this.#chunk as Buffer;
+    const r = this.#raw;
+    const out: string[] = [];
+    for (let i = 0; i < r.length; i += 4) {
+      out.push(c.toString('latin1', r[i] as number, r[i + 1] as number), (r[i + 2] as number) < 0 ? '' : c.toString('latin1', r[i + 2] as number, r[i + 3] as number));
+    }
+    this.#raw = [];
+    this.#rawMode = false;
+    this.#field = '';
+    this.#value = '';
+    if (this.#inHead && out.length > 0) {
+      // The last header may continue in the next chunk: it stays the one being built.
+      this.#value = out.pop() as string;
+      this.#field = out.pop() as string;
+    }
+    for (let i = 1; i < out.length; i += 2) out[i] = trimOws(out[i] as string);
+    this.#strings = out;
+  }
+
+  #lastWasField = false;
+  /** No callback yet in the current execute() (a string-mode name or value may continue the previous chunk's). */
+  #fresh = false;
+
   // llhttp callbacks (called through the module-level env while this parser executes).
   begin(): number {
     this.#headBytes = 0;
     this.#inValue = false;
+    this.#lastWasField = false;
     this.#field = '';
     this.#value = '';
     this.target = '';
     this.statusText = '';
-    this.headers = [];
+    this.#strings = [];
+    this.#raw = [];
+    this.#rawMode = true;
+    this.#inHead = true;
     this.inBody = false;
     return 0;
   }
 
   url(s: string, len: number): number {
+    this.#fresh = false;
     this.target += s;
     return this.#count(len);
   }
 
   status(s: string, len: number): number {
+    this.#fresh = false;
     this.statusText += s;
     return this.#count(len);
   }
 
-  field(s: string, len: number): number {
-    if (this.#inValue) {
-      this.headers.push(this.#field, this.#value);
-      this.#field = '';
-      this.#value = '';
-      this.#inValue = false;
+  cbField(at: number, len: number): number {
+    const fresh = this.#fresh;
+    this.#fresh = false;
+    if (this.#rawMode) {
+      // Within one chunk llhttp reports each name in one piece: a name right after a name follows an empty value.
+      this.#raw.push(at, at + len, -1, -1);
+    } else {
+      const text = (this.#chunk as Buffer).toString('latin1', at, at + len);
+      if (this.#lastWasField && fresh) this.#field += text; // the name cut at the previous chunk's end
+      else {
+        if (this.#field !== '') this.#strings.push(this.#field, trimOws(this.#value));
+        this.#field = text;
+        this.#value = '';
+      }
     }
-    this.#field += s;
+    this.#lastWasField = true;
+    this.#inValue = false;
     return this.#count(len + 4);
   }
 
-  value(s: string, len: number): number {
+  cbValue(at: number, len: number): number {
+    this.#fresh = false;
+    if (this.#rawMode) {
+      const r = this.#raw;
+      if ((r[r.length - 2] as number) < 0) r[r.length - 2] = at;
+      r[r.length - 1] = at + len;
+    } else this.#value += (this.#chunk as Buffer).toString('latin1', at, at + len);
+    this.#lastWasField = false;
     this.#inValue = true;
-    this.#value += s;
     return this.#count(len);
   }
 
   headersComplete(statusCode: number, upgrade: boolean, keepAlive: boolean): number {
-    if (this.#field !== '') this.headers.push(this.#field, this.#value);
+    if (!this.#rawMode && this.#field !== '') this.#strings.push(this.#field, trimOws(this.#value));
     this.#field = '';
     this.#value = '';
     this.#inValue = false;
+    this.#lastWasField = false;
+    this.#inHead = false;
     const w = this.#w;
     this.statusCode = statusCode;
     this.upgrade = upgrade;
@@ -273,3 +376,9 @@ export class H1Parser {
 }
 
 const MORE: ExecuteResult = { kind: 'more' };
+
+/** llhttp leaves the trailing spaces and tabs of a value in it (RFC 9110 5.5: they are not part of it). */
+function trimOws(v: string): string {
+  const last = v.charCodeAt(v.length - 1);
+  return last === 32 || last === 9 ? v.replace(/[ \t]+$/, '') : v;
+}
