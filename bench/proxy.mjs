@@ -7,7 +7,7 @@
 // one: client-visible errors and the worst latency, with a 500 ms per-try timeout on both sides),
 // and many idle keep-alive connections (memory per connection). Everything on 127.0.0.1.
 //
-// Usage: npm run build && node bench/proxy.mjs [--duration 5] [--rounds 3] [--connections 50] [--idle 9000]
+// Usage: npm run build && node bench/proxy.mjs [--duration 5] [--rounds 3] [--connections 50] [--idle 9000] [--only throughput,cores,stuck,idle,tcp,health,kill]
 import { spawn, spawnSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
@@ -27,6 +27,8 @@ const ROUNDS = opt('rounds', 3);
 const CONNS = opt('connections', 50);
 const KILL_DURATION = 8;
 const CORES = availableParallelism();
+const ONLY = args.includes('--only') ? args[args.indexOf('--only') + 1].split(',') : undefined;
+const want = (part) => !ONLY || ONLY.includes(part);
 // 9000 by default: HAProxy reserves two descriptors per maxconn and this machine's ulimit -n is 20000.
 const IDLE_CONNS = opt('idle', 9000);
 
@@ -39,6 +41,7 @@ for (const tool of ['wrk', 'haproxy']) {
 
 const dir = mkdtempSync(join(tmpdir(), 'bulwark-bench-proxy-'));
 const children = new Set();
+const scratch = [];
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
 function freePort() {
@@ -406,8 +409,113 @@ async function idleScenario() {
   return out;
 }
 
+const PG = '/usr/lib/postgresql/15/bin';
+
+/** A scratch PostgreSQL (run as the postgres user) with a pgbench scale-1 database; undefined when unavailable. */
+async function startPostgres() {
+  if (spawnSync('sh', ['-c', `test -x ${PG}/pgbench && id postgres`]).status !== 0) return undefined;
+  // Its own scratch directory: the postgres user cannot enter the bench's (mode 700, root's).
+  const pgroot = mkdtempSync(join(tmpdir(), 'bulwark-bench-pg-'));
+  scratch.push(pgroot);
+  const pgdir = join(pgroot, 'data');
+  const port = await freePort();
+  const as = (argv) => spawnSync('runuser', ['-u', 'postgres', '--', ...argv], { encoding: 'utf8' });
+  spawnSync('chown', ['postgres', pgroot]);
+  if (as([`${PG}/initdb`, '-D', pgdir, '-A', 'trust', '-U', 'postgres']).status !== 0) return undefined;
+  const child = spawn('runuser', ['-u', 'postgres', '--', `${PG}/postgres`, '-D', pgdir, '-p', String(port), '-k', pgdir, '-c', 'listen_addresses=127.0.0.1', '-c', 'max_connections=50'], { stdio: 'ignore' });
+  children.add(child);
+  for (let i = 0; i < 100 && as([`${PG}/pg_isready`, '-h', '127.0.0.1', '-p', String(port)]).status !== 0; i++) await sleep(100);
+  if (as([`${PG}/pgbench`, '-i', '-s', '1', '-h', '127.0.0.1', '-p', String(port), '-U', 'postgres', 'postgres']).status !== 0) return undefined;
+  return { child, port, as, dir: pgdir };
+}
+
+async function waitTcp(port, tries = 300) {
+  const { connect } = await import('node:net');
+  for (let i = 0; i < tries; i++) {
+    const ok = await new Promise((resolve) => {
+      const s = connect({ host: '127.0.0.1', port }, () => {
+        s.destroy();
+        resolve(true);
+      });
+      s.on('error', () => resolve(false));
+    });
+    if (ok) return;
+    await sleep(50);
+  }
+  throw new Error(`nothing listens on ${port}`);
+}
+
+function pgbench(pg, port, seconds) {
+  const r = pg.as([`${PG}/pgbench`, '-S', '-n', '-c', '10', '-j', '1', '-T', String(seconds), '-h', '127.0.0.1', '-p', String(port), '-U', 'postgres', 'postgres']);
+  const tps = Number(/tps = ([\d.]+)/.exec(r.stdout)?.[1] ?? NaN);
+  const tx = Number(/number of transactions actually processed: (\d+)/.exec(r.stdout)?.[1] ?? NaN);
+  return { tps, tx, failed: r.status !== 0 };
+}
+
+/** pgbench -S through a TCP service vs HAProxy mode tcp vs direct (transactions/s and proxy CPU per transaction). */
+async function tcpScenario() {
+  const pg = await startPostgres();
+  if (!pg) return undefined;
+  const bl = await freePort();
+  const api = await freePort();
+  const bfile = join(dir, 'bulwark-tcp.yaml');
+  writeFileSync(bfile, `api: { listen: 127.0.0.1:${api} }\nstate_dir: ${join(dir, 'var-tcp')}\nlog: { level: warn }\nservices:\n  pg:\n    protocol: tcp\n    listen: 127.0.0.1:${bl}\n    backends:\n      - { name: pg1, address: 127.0.0.1:${pg.port} }\n`);
+  const hl = await freePort();
+  const hfile = join(dir, 'haproxy-tcp.cfg');
+  writeFileSync(hfile, `global\n  nbthread 1\ndefaults\n  mode tcp\n  timeout connect 1s\n  timeout client 60s\n  timeout server 60s\nfrontend fe\n  bind 127.0.0.1:${hl}\n  default_backend be\nbackend be\n  server pg1 127.0.0.1:${pg.port}\n`);
+  const bul = await start(process.execPath, [BIN, 'up', '-c', bfile], undefined);
+  const ha = await start('haproxy', ['-f', hfile, '-db'], undefined);
+  await waitTcp(bl);
+  await waitTcp(hl);
+  const out = { direct: [], bulwark: [], haproxy: [] };
+  try {
+    for (let round = 0; round < ROUNDS; round++) {
+      out.direct.push(pgbench(pg, pg.port, DURATION));
+      for (const [kind, port, pid] of [['bulwark', bl, bul.pid], ['haproxy', hl, ha.pid]]) {
+        const c0 = cpuSeconds(pid);
+        const r = pgbench(pg, port, DURATION);
+        r.cpuUs = ((cpuSeconds(pid) - c0) / r.tx) * 1e6;
+        out[kind].push(r);
+      }
+    }
+  } finally {
+    await stop(bul);
+    await stop(ha);
+    pg.as([`${PG}/pg_ctl`, '-D', pg.dir, 'stop', '-m', 'fast']);
+    pg.child.kill('SIGKILL');
+  }
+  const med = (runs, key) => [...runs].map((r) => r[key]).sort((a, b) => a - b)[Math.floor(runs.length / 2)];
+  return Object.fromEntries(Object.entries(out).map(([k, runs]) => [k, { tps: med(runs, 'tps'), cpuUs: runs[0]?.cpuUs === undefined ? NaN : med(runs, 'cpuUs'), failed: runs.some((r) => r.failed) }]));
+}
+
+/** Health checking 100 backends (one process listening on 100 ports), interval 1s: CPU per second of each proxy while idle. */
+async function healthScenario() {
+  const ports = [];
+  for (let i = 0; i < 100; i++) ports.push(await freePort());
+  const many = await start(process.execPath, ['-e', `const http=require('node:http');for(const p of process.argv.slice(1).map(Number))http.createServer((q,s)=>s.end('ok')).listen(p,'127.0.0.1');console.log('ready')`, ...ports.map(String)], 'ready');
+  const out = {};
+  try {
+    for (const kind of ['bulwark', 'haproxy']) {
+      const lp = await freePort();
+      const proxy = kind === 'bulwark' ? await startBulwark(lp, ports, true) : await startHaproxy(lp, ports, true);
+      try {
+        await sleep(3000);
+        const c0 = cpuSeconds(proxy.pid);
+        await sleep(10_000);
+        out[kind] = ((cpuSeconds(proxy.pid) - c0) / 10) * 1000; // ms of CPU per second
+      } finally {
+        await stop(proxy);
+      }
+    }
+  } finally {
+    await stop(many);
+  }
+  return out;
+}
+
 try {
   console.log(`bench/proxy.mjs: wrk -t1 -c${CONNS} -d${DURATION}s x ${ROUNDS} interleaved rounds (median shown), 12-byte responses, node ${process.version}, HAProxy nbthread 1`);
+  if (want('throughput')) {
   const t = await throughput();
   console.log('\nthroughput (one Node.js backend process behind each)');
   console.log(`  direct   ${fmt(t.direct)}`);
@@ -416,7 +524,8 @@ try {
   console.log(`  ratio bulwark/haproxy: ${(t.bulwark.rps / t.haproxy.rps).toFixed(2)}x requests/s (median runs)`);
   console.log(`  CPU per request, bulwark/haproxy: ${(t.bulwark.cpuUs / t.haproxy.cpuUs).toFixed(2)}x (goal <= 1.25x; single-core throughput when CPU-bound: ${(1e6 / t.bulwark.cpuUs).toFixed(0)} vs ${(1e6 / t.haproxy.cpuUs).toFixed(0)} req/s per core)`);
   console.log(`  p99 bulwark/haproxy: ${(t.bulwark.p99 / t.haproxy.p99).toFixed(2)}x`);
-  if (CORES > 1) {
+  }
+  if (CORES > 1 && want('cores')) {
     const a = await throughput(CORES);
     console.log(`\nall cores: Bulwark proxy.workers: ${CORES} vs HAProxy nbthread ${CORES} (CPU summed over the daemon and its workers)`);
     console.log(`  direct   ${fmt(a.direct)}`);
@@ -424,22 +533,46 @@ try {
     console.log(`  haproxy  ${fmt(a.haproxy)}`);
     console.log(`  ratio bulwark/haproxy: ${(a.bulwark.rps / a.haproxy.rps).toFixed(2)}x requests/s, ${(a.bulwark.cpuUs / a.haproxy.cpuUs).toFixed(2)}x CPU per request, ${(a.bulwark.p99 / a.haproxy.p99).toFixed(2)}x p99`);
   }
+  if (want('stuck')) {
   console.log(`\nstuck backend: SIGSTOP one of three 2s into a ${KILL_DURATION}s run (per-try 500 ms on both: Bulwark timeouts.per_try, HAProxy timeout server + retry-on response-timeout + redispatch)`);
   for (const kind of ['bulwark', 'haproxy']) {
     const r = await stuckScenario(kind);
     console.log(`  ${kind.padEnd(8)} ${r.total} requests, client-visible errors ${r.errors} (non-2xx ${r.non2xx}, socket ${r.socketErrors}), worst latency ${r.max.toFixed(0)} ms, p99 ${r.p99.toFixed(2)} ms`);
   }
+  }
+  if (want('idle')) {
   console.log(`\n${IDLE_CONNS} idle keep-alive client connections (one request each, then held open)`);
   const idle = await idleScenario();
   for (const [kind, r] of Object.entries(idle)) {
     console.log(`  ${kind.padEnd(8)} answered ${r.answered}, failed ${r.failed}, memory ${r.kbPerConn.toFixed(1)} KB per connection (RSS ${r.rssMb.toFixed(0)} MB), CPU ${(r.cpuMsPerConn * 1000).toFixed(0)} us per connection opened`);
   }
+  }
+  if (want('tcp')) {
+  const tcp = await tcpScenario();
+  if (!tcp) console.log('\nTCP mode: skipped (needs PostgreSQL 15 with pgbench and a postgres user)');
+  else {
+    console.log(`\nTCP mode: pgbench -S -c 10 (PostgreSQL 15) through a protocol: tcp service, HAProxy mode tcp (nbthread 1), and direct`);
+    for (const [kind, r] of Object.entries(tcp)) console.log(`  ${kind.padEnd(8)} ${r.tps.toFixed(0)} tps${Number.isNaN(r.cpuUs) ? '' : `   proxy cpu ${r.cpuUs.toFixed(1)} us/transaction`}${r.failed ? '   (pgbench failed)' : ''}`);
+    console.log(`  CPU per transaction, bulwark/haproxy: ${(tcp.bulwark.cpuUs / tcp.haproxy.cpuUs).toFixed(2)}x`);
+  }
+  }
+  if (want('health')) {
+  console.log('\nhealth checking 100 backends (HTTP probe every 1s; HAProxy: option httpchk, inter 2s default), idle');
+  const hc = await healthScenario();
+  for (const [kind, ms] of Object.entries(hc)) {
+    const probesPerSecond = kind === 'bulwark' ? 100 : 50;
+    console.log(`  ${kind.padEnd(8)} ${ms.toFixed(1)} ms of CPU per second, ${((ms * 1000) / probesPerSecond).toFixed(0)} us per probe`);
+  }
+  }
+  if (want('kill')) {
   console.log(`\nkill one of three backends 2s into a ${KILL_DURATION}s run (health checks on; HAProxy with its defaults)`);
   const kb = await killScenario('bulwark');
   console.log(`  bulwark  ${kb.total} requests, client-visible errors ${kb.errors} (non-2xx ${kb.non2xx}, socket ${kb.socketErrors})`);
   const kh = await killScenario('haproxy');
   console.log(`  haproxy  ${kh.total} requests, client-visible errors ${kh.errors} (non-2xx ${kh.non2xx}, socket ${kh.socketErrors})`);
+  }
 } finally {
   for (const c of children) c.kill('SIGKILL');
   rmSync(dir, { recursive: true, force: true });
+  for (const d of scratch) rmSync(d, { recursive: true, force: true });
 }
