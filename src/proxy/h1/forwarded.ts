@@ -4,10 +4,11 @@
 // sets (one forwardedHeaders() for plain requests and upgrade tunnels alike), and the response
 // headers passed back. Heads come in and go out as flat [name, value, ...] lists and text.
 
-/** Request headers not forwarded on a plain request (hop-by-hop, framing we redo, and the ones we set). */
-const DROP_REQ = new Set(['connection', 'keep-alive', 'proxy-connection', 'te', 'upgrade', 'trailer', 'transfer-encoding', 'expect', 'x-forwarded-for', 'x-forwarded-proto', 'x-forwarded-host']);
-/** On an upgrade the Connection/Upgrade pair is the point: only the X-Forwarded-* are the proxy's. */
-const DROP_TUNNEL = new Set(['x-forwarded-for', 'x-forwarded-proto', 'x-forwarded-host']);
+// Request headers not forwarded on a plain request: hop-by-hop (connection, keep-alive,
+// proxy-connection, te, upgrade, trailer), framing the proxy redoes (transfer-encoding), expect
+// (answered by the proxy) and the X-Forwarded-* it sets. On an upgrade the Connection/Upgrade pair
+// is the point: only the X-Forwarded-* are the proxy's. (forwardedHeaders() tells them by length
+// first, so most names are never lower-cased or made into strings.)
 const DROP_RES = new Set(['connection', 'keep-alive', 'proxy-connection', 'transfer-encoding', 'upgrade', 'trailer']);
 const IDEMPOTENT = new Set(['GET', 'HEAD', 'OPTIONS', 'PUT', 'DELETE', 'TRACE']);
 
@@ -67,42 +68,76 @@ function absoluteAuthority(target: string): string | undefined {
  * Connection are dropped on plain requests; X-Forwarded-For gets the client's address appended,
  * X-Forwarded-Proto and -Host are always the proxy's.
  */
-export function forwardedHeaders(method: string, target: string, httpMinor: number, raw: readonly string[], clientIp: string, tunnel: boolean): ForwardedRequest | Refusal {
+export function forwardedHeaders(method: string, target: string, httpMinor: number, h: HeadView, clientIp: string, tunnel: boolean): ForwardedRequest | Refusal {
   let lines = '';
+  /** Start of the current run of headers forwarded as sent. */
+  let run = 0;
   let xff: string | undefined;
   let host: string | undefined;
   let conn: string | undefined;
   let chunked = false;
   let hasBody = false;
   let expectContinue = false;
-  const drop = tunnel ? DROP_TUNNEL : DROP_REQ;
-  for (let i = 0; i < raw.length; i += 2) {
-    const k = raw[i] as string;
-    const v = raw[i + 1] as string;
-    const lk = k.toLowerCase();
-    if (lk === 'host') {
-      if (host !== undefined) return refuse('duplicate Host header');
-      host = v;
-    } else if (lk === 'content-length') {
-      if (v !== '0') hasBody = true;
-    } else if (lk === 'transfer-encoding') {
-      // llhttp accepts only a final "chunked" (and refuses it beside Content-Length).
-      chunked = true;
-      hasBody = true;
-      if (!tunnel) continue;
-    } else if (lk === 'x-forwarded-for') {
-      xff = xff === undefined ? v : `${xff}, ${v}`;
-      continue;
-    } else if (lk === 'expect') {
-      if (v.toLowerCase() === '100-continue') expectContinue = true;
-      else return refuse(`unsupported Expect '${v}'`, 417);
-      if (!tunnel) continue;
-    } else if (drop.has(lk)) {
-      if (lk === 'connection') conn = conn === undefined ? v : `${conn}, ${v}`;
-      continue;
+  const n = h.headerCount;
+  for (let i = 0; i < n; i++) {
+    let drop = false;
+    switch (h.nameLength(i)) {
+      case 2:
+        drop = !tunnel && h.nameIs(i, 'te');
+        break;
+      case 4:
+        if (h.nameIs(i, 'host')) {
+          if (host !== undefined) return refuse('duplicate Host header');
+          host = h.value(i);
+        }
+        break;
+      case 6:
+        if (h.nameIs(i, 'expect')) {
+          const v = h.value(i);
+          if (v.toLowerCase() !== '100-continue') return refuse(`unsupported Expect '${v}'`, 417);
+          expectContinue = true;
+          drop = !tunnel;
+        }
+        break;
+      case 7:
+        drop = !tunnel && (h.nameIs(i, 'upgrade') || h.nameIs(i, 'trailer'));
+        break;
+      case 10:
+        if (h.nameIs(i, 'connection')) {
+          if (!tunnel) {
+            drop = true;
+            conn = conn === undefined ? h.value(i) : `${conn}, ${h.value(i)}`;
+          }
+        } else drop = !tunnel && h.nameIs(i, 'keep-alive');
+        break;
+      case 14:
+        if (h.nameIs(i, 'content-length') && h.value(i) !== '0') hasBody = true;
+        break;
+      case 15:
+        if (h.nameIs(i, 'x-forwarded-for')) {
+          drop = true;
+          xff = xff === undefined ? h.value(i) : `${xff}, ${h.value(i)}`;
+        }
+        break;
+      case 16:
+        drop = h.nameIs(i, 'x-forwarded-host') || (!tunnel && h.nameIs(i, 'proxy-connection'));
+        break;
+      case 17:
+        if (h.nameIs(i, 'transfer-encoding')) {
+          // llhttp accepts only a final "chunked" (and refuses it beside Content-Length); the
+          // proxy re-frames the body, so the header is its own to set.
+          chunked = true;
+          hasBody = true;
+          drop = !tunnel;
+        } else drop = h.nameIs(i, 'x-forwarded-proto');
+        break;
     }
-    lines += `${k}: ${v}\r\n`;
+    if (drop) {
+      lines += h.lines(run, i);
+      run = i + 1;
+    }
   }
+  lines += h.lines(run, n);
   if (host === undefined && httpMinor >= 1) return refuse('HTTP/1.1 request without a Host header');
   const authority = absoluteAuthority(target);
   if (authority !== undefined) {

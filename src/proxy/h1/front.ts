@@ -136,7 +136,7 @@ export class FrontConn implements ParserSink, ClientSide, Sweepable {
     this.#requestComplete = false;
     this.httpMinor = p.httpMajor === 1 ? p.httpMinor : 0;
     this.keepAlive = p.keepAlive && !this.#closing;
-    const fwd = forwardedHeaders(p.method, p.target, this.httpMinor, p.headers, this.#ip, p.upgrade);
+    const fwd = forwardedHeaders(p.method, p.target, this.httpMinor, p, this.#ip, p.upgrade);
     if (fwd.refused) {
       this.#refusal = { status: fwd.status, reason: fwd.reason };
       return true;
