@@ -54,6 +54,8 @@ export class HttpService implements FrontContext {
   }
 
   upgrade(socket: Socket, head: UpgradeHead, rest: Buffer): void {
+    // The front connection's listeners are gone (this one included): forget the socket when it closes.
+    socket.once('close', () => this.#clients.delete(socket));
     this.#tunnels.start(socket, head, rest);
   }
 
