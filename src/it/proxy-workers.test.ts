@@ -103,3 +103,47 @@ test('proxy.workers: 2 — a backend marked down and a backend ejected by the da
     await Promise.all([close(live.server), close(down.server)]);
   }
 });
+
+test('proxy.workers: 2 — reload drains a removed backend in the worker that holds its request, and the daemon shows it draining until then', async () => {
+  let release: () => void = () => {};
+  const held = new Promise<void>((r) => (release = r));
+  let slowGot = 0;
+  const slow = createHttpServer((_req, res) => {
+    slowGot++;
+    void held.then(() => res.end('slow'));
+  });
+  await new Promise<void>((r) => slow.listen(0, '127.0.0.1', () => r()));
+  const fast = await countingBackend('fast');
+  const slowAddr = `127.0.0.1:${(slow.address() as AddressInfo).port}`;
+  const svc = (backends: Array<{ name: string; address: string }>): Record<string, unknown> => ({ web: { listen: '127.0.0.1:0', backends, drain_timeout: '30s' } });
+  const plane = await startPlane({ proxy: { workers: 2 }, services: svc([{ name: 'slow', address: slowAddr }]) });
+  const agent = new Agent({ keepAlive: false });
+  try {
+    const addr = plane.proxyAddress('web');
+    const inflight = get(addr, '/a', agent);
+    await waitFor(() => slowGot === 1, { what: 'the request reached slow' });
+    const { configSchema } = await import('../core/config/schema.js');
+    const cfg = plane.daemon.config;
+    const next = configSchema.parse({ api: cfg.api, state_dir: cfg.state_dir, proxy: { workers: 2 }, services: svc([{ name: 'fast', address: fast.address }]) });
+    await plane.daemon.reload({ config: next, file: 'reload.yaml', baseDir: '.' });
+    assert.equal(plane.proxyAddress('web'), addr, 'same listener after reload');
+    assert.deepEqual(
+      proxyStatus(plane).rows.map((r) => [r['backend'], r['state'], r['in_flight']]),
+      [
+        ['slow', 'draining', 1],
+        ['fast', 'unknown', 0],
+      ],
+    );
+    for (let i = 0; i < 6; i++) assert.equal((await get(addr, '/b', agent)).backend, 'fast');
+    assert.equal(slowGot, 1, 'no worker sent a new request to the draining backend');
+    release();
+    const r = await inflight;
+    assert.equal(r.backend, 'slow');
+    await waitFor(() => proxyStatus(plane).rows.length === 1, { what: 'slow removed once no worker has it in flight' });
+    agent.destroy();
+  } finally {
+    await plane.stop();
+    await close(slow);
+    await close(fast.server);
+  }
+});

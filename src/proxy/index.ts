@@ -121,6 +121,8 @@ export class Proxy implements Subsystem {
 
   async reload(config: BulwarkConfig): Promise<void> {
     checkListeners(config);
+    // Workers: fresh in-flight counts first, so a removed backend with requests in a worker drains here too.
+    await this.#group?.synced();
     this.#config = config;
     for (const [name, rt] of [...this.#services]) {
       const next = config.services[name];
