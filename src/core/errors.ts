@@ -50,6 +50,7 @@ export const ERROR_CODES = {
   // proxy
   BULWARK_PROXY_LISTEN: { exit: 1, summary: 'The proxy could not listen on a service or database listen address.' },
   BULWARK_PROXY_CONFIG: { exit: 1, summary: 'A services/databases section is inconsistent (duplicate backend names, two listeners on one address).' },
+  BULWARK_PROXY_WORKER: { exit: 1, summary: 'A proxy worker process (proxy.workers) failed to start its listeners or exited while starting.' },
   // backup storage backends (every Backend implementation maps its failures to these)
   BULWARK_BACKEND_NOT_FOUND: { exit: 1, summary: 'A file the repository needs is missing from the storage backend.' },
   BULWARK_BACKEND_EXISTS: { exit: 1, summary: 'A write would overwrite an existing file; repository files are never rewritten in place.' },

@@ -63,6 +63,8 @@ const serviceSchema = z.strictObject({
     .strictObject({
       connect: duration().default(1000),
       response: duration().default(30_000),
+      /** HTTP: longest wait for one attempt's response head; then an idempotent request is retried on another backend (default: response). */
+      per_try: duration().optional(),
       idle: duration().default(60_000),
     })
     .optional(),
@@ -330,6 +332,8 @@ export const configSchema = z.strictObject({
       }),
     ])
     .default({ kind: 'local' }),
+  /** The proxy's data path (owned by proxy/): workers: 1 runs it in the daemon; N or auto (one per core) in worker processes that share the listeners, with health, ejections and stats kept by the daemon. */
+  proxy: z.strictObject({ workers: z.union([z.literal('auto'), z.number().int().min(1).max(64)]).default(1) }).default({ workers: 1 }),
   services: z.record(name(), serviceSchema).default({}),
   databases: z.record(name(), databaseSchema).default({}),
   backups: z.record(name(), planSchema).default({}),
