@@ -2,7 +2,7 @@
 // else 127.0.0.1:7070; in cluster mode the instances' api addresses in turn, this instance's
 // first, until one answers: any instance shows the whole cluster), the bearer token (api.token_file/env from -c, else BULWARK_API_TOKEN),
 // and mapping of the daemon's error answers back to registry codes and exit statuses.
-import { instanceName } from '../core/config/cluster.js';
+import { instanceName } from '../core/config/instance.js';
 import { BulwarkError, ERROR_CODES, type ErrorCode } from '../core/errors.js';
 import { apiToken } from './token.js';
 

@@ -53,6 +53,8 @@ interface NodeRt {
   obs: Observation | undefined;
   fails: number;
   lastOkAt: number;
+  /** The last observation that answered (routing keeps to it through up to `fall` unanswered rounds). */
+  lastGood: Observation | undefined;
   /** Last time this instance saw the node's WAL receiver streaming (a replica, not just a clone). */
   lastStreamingAt: number;
   /** Only for nodes beside this instance. */
@@ -106,7 +108,7 @@ export class DistributedCluster {
         const tools = { binDir: c.bin_dir, osUser: c.os_user, superuser: c.superuser, logFile: join(deps.stateDir, 'failover', deps.name, `${n.name}.log`) };
         local = { ctl: new PgCtl(spec, tools), watchdog: new Watchdog({ dir: join(deps.stateDir, 'failover', deps.name, 'watchdog'), node: spec, tools }) };
       }
-      this.#nodes.set(n.name, { spec, instance, zone, obs: undefined, fails: 0, lastOkAt: 0, lastStreamingAt: 0, local, inflight: undefined });
+      this.#nodes.set(n.name, { spec, instance, zone, obs: undefined, fails: 0, lastOkAt: 0, lastGood: undefined, lastStreamingAt: 0, local, inflight: undefined });
     }
     // Self-fencing: the moment this instance stops trusting its lease, a primary beside it stops
     // taking writes — before the lease can expire at etcd and be granted to another node.
@@ -199,7 +201,10 @@ export class DistributedCluster {
     const settle = (n: NodeRt, o: Observation): void => {
       n.obs = o;
       n.fails = o.ok ? 0 : n.fails + 1;
-      if (o.ok) n.lastOkAt = o.at;
+      if (o.ok) {
+        n.lastOkAt = o.at;
+        n.lastGood = o;
+      }
       if (o.ok && o.inRecovery && o.receiverStatus === 'streaming') n.lastStreamingAt = o.at;
     };
     const pending: NodeRt[] = [];
@@ -446,6 +451,7 @@ export class DistributedCluster {
         const promotedAt = clock.now();
         // route to it at once (this round's observation still saw a standby)
         n.obs = { ok: true, inRecovery: false, lsn: n.obs?.ok ? n.obs.lsn : undefined, at: promotedAt };
+        n.lastGood = n.obs;
         n.fails = 0;
         const state: SharedDbState = {
           ...(this.#state ?? emptyState()),
@@ -701,7 +707,11 @@ export class DistributedCluster {
     const s = this.#state;
     const p = s?.primary ? this.#nodes.get(s.primary) : undefined;
     if (!s || !p || s.writes !== 'open' || !this.#leaderExists || s.handover_to !== undefined) return undefined;
-    return p.obs?.ok === true && p.obs.inRecovery === false ? p : undefined;
+    // one slow answer on a loaded machine must not cut every client off the primary: keep routing
+    // through up to `fall` unanswered rounds (a postmaster gone beside us ends it at once)
+    if (p.local && p.local.ctl.postmasterPid() === undefined) return undefined;
+    if (p.obs?.ok) return p.obs.inRecovery === false ? p : undefined;
+    return p.fails < this.#d.config.fall && p.lastGood?.inRecovery === false ? p : undefined;
   }
 
   #publish(): void {

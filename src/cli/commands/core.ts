@@ -1,6 +1,6 @@
 // Owns the control-plane commands: up, validate, status, nines.
 import type { Command } from 'commander';
-import { instanceName } from '../../core/config/cluster.js';
+import { instanceName } from '../../core/config/instance.js';
 import { formatDuration, parseDuration, parsePercent } from '../../core/units.js';
 import { readFileSync } from 'node:fs';
 import { resolve } from 'node:path';

@@ -70,10 +70,7 @@ export function clusterChecks(config: BulwarkConfig): Problem[] {
   return out;
 }
 
-/** The instance name from --instance, else BULWARK_INSTANCE. */
-export function instanceName(flag: string | undefined, env: NodeJS.ProcessEnv = process.env): string | undefined {
-  return flag ?? (env['BULWARK_INSTANCE'] || undefined);
-}
+export { instanceName } from './instance.js';
 
 /**
  * Binds a validated config to one instance. Outside cluster mode it is returned as is (an
