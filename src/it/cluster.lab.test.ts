@@ -95,7 +95,7 @@ test('lab: the primary\'s host dies under writes: writes come back through the s
   r.lab.host('h1').revive();
   r.etcd.start('h1');
   r.bw.start('bw-1');
-  await until('pg-1 back as a standby', 120_000, async () => (await r.bw.status('bw-1'))?.roles['pg-1'] === 'standby');
+  await until(() => `pg-1 back as a standby\n${logs(r)}`, 120_000, async () => (await r.bw.status('bw-1'))?.roles['pg-1'] === 'standby');
 });
 
 for (const oneWay of [false, true]) {
@@ -116,7 +116,7 @@ for (const oneWay of [false, true]) {
     const q = await r.lab.host('c1').sql(r.lab.host('h1').address, PG_PORT, 'SELECT 1');
     assert.equal(q.ok, false, 'the isolated old primary still takes connections');
     r.lab.heal();
-    await until('pg-1 rejoins after the partition heals', 120_000, async () => (await r.bw.status('bw-2'))?.roles['pg-1'] === 'standby');
+    await until(() => `pg-1 rejoins after the partition heals\n${logs(r)}`, 120_000, async () => (await r.bw.status('bw-2'))?.roles['pg-1'] === 'standby');
   });
 }
 
@@ -131,11 +131,12 @@ test('lab: the primary\'s instance paused (SIGSTOP) past its lease: the watchdog
   } finally {
     r.lab.host('h1').resume(bw1);
   }
-  await until('pg-1 rejoins once its instance resumes', 120_000, async () => (await r.bw.status('bw-2'))?.roles['pg-1'] === 'standby');
+  await until(() => `pg-1 rejoins once its instance resumes\n${logs(r)}`, 120_000, async () => (await r.bw.status('bw-2'))?.roles['pg-1'] === 'standby');
 });
 
 test('lab: an etcd member lost (a standby\'s host keeps running): nothing fails over, writes keep flowing', async () => {
-  const r = await rig();
+  // the lease must outlast the etcd election that follows when the lost member led: 5 s, the default (docs/cluster.md)
+  const r = await rig('5s');
   await table(r, 't_member');
   const res = await underLoad({ from: r.lab.host('c1'), targets: r.bw.writeTargets, table: 't_member', fault: () => r.etcd.kill('h3'), finalPrimary: () => newPrimary(r, 'none') });
   verdict(res, r);
