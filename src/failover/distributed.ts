@@ -199,6 +199,13 @@ export class DistributedCluster {
     const timeout = observeTimeout(this.#d.config.probe_interval, 1500);
     const clock = this.#d.clock;
     const settle = (n: NodeRt, o: Observation): void => {
+      // "too many clients": the server is alive and answering, its connection slots are full (clients
+      // piling up behind a commit that waits for its synchronous standby): not a failed observation,
+      // or the leader would fence a healthy primary because of its own clients (seen in the lab)
+      if (!o.ok && /too many clients|connection slots are reserved/i.test(o.error ?? '') && n.lastGood) {
+        n.obs = { ...n.lastGood, at: o.at };
+        return;
+      }
       n.obs = o;
       n.fails = o.ok ? 0 : n.fails + 1;
       if (o.ok) {

@@ -37,7 +37,7 @@ async function until<T>(what: string | (() => string), timeoutMs: number, fn: ()
 }
 
 /** A lab with a running synchronous cluster whose primary is pg-1 on h1 and whose standbys both stream. */
-async function rig(leaseTtl = '3s'): Promise<Rig> {
+async function rig(leaseTtl = '5s'): Promise<Rig> {
   const lab = await createLab({ hosts: ['h1', 'h2', 'h3'], clients: ['c1'] });
   const etcd = await startLabEtcd(lab);
   const bw = new LabBulwark(lab, etcd, { synchronous: true, leaseTtl, settings: SETTINGS });

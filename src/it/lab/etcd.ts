@@ -56,6 +56,9 @@ export class LabEtcd {
       '--listen-peer-urls', `http://${m.host.address}:${ETCD_PEER_PORT}`, '--initial-advertise-peer-urls', `http://${m.host.address}:${ETCD_PEER_PORT}`,
       '--initial-cluster', cluster, '--initial-cluster-state', 'new', '--initial-cluster-token', `bwlab-${lab.id}`,
       '--heartbeat-interval', String(opts.heartbeatMs ?? 100), '--election-timeout', String(opts.electionMs ?? 1000),
+      // a member cut off one way keeps campaigning; without pre-vote its inflated term makes the
+      // healthy leader step down when it rejoins (an election nobody needed, seen in the lab)
+      '--pre-vote',
       '--log-level', 'warn', '--logger', 'zap',
     ];
   }
