@@ -28,3 +28,5 @@ export function createCoordination(config: CoordinationConfig, deps: { clock: Cl
   }
   return new LocalCoordination({ identity: deps.identity ?? defaultIdentity(), clock: deps.clock });
 }
+export { listMembers, liveMembers, joinMembers, Membership, MEMBERS_PREFIX } from './members.js';
+export type { MemberHealth, MemberRecord, MemberState, MemberView, ConfiguredInstance } from './members.js';
