@@ -5,13 +5,15 @@ import { collectDefaultMetrics, Gauge, Registry } from 'prom-client';
 import { type Clock, systemClock } from '../core/clock.js';
 import type { LoadedConfig } from '../core/config/load.js';
 import type { BulwarkConfig } from '../core/config/schema.js';
-import { describeError } from '../core/errors.js';
+import { BulwarkError, describeError } from '../core/errors.js';
 import { EventBus } from '../core/events.js';
 import type { Logger } from '../core/logger.js';
 import type { Route, Subsystem } from '../core/subsystem.js';
 import { VERSION } from '../core/version.js';
-import { createCoordination, type Coordination } from '../coord/index.js';
+import { readSecret } from '../core/secrets.js';
+import { createCoordination, listMembers, Membership, type Coordination, type MemberHealth } from '../coord/index.js';
 import { SqliteStore } from '../store/sqlite.js';
+import { fetchPeer, gatherPeers, mergeEvents, type EventRow, type MemberRow, type InstanceView } from './cluster-view.js';
 import { SUBSYSTEM_FACTORIES, type AppDeps, type SubsystemFactory } from './subsystems.js';
 
 export interface DaemonOptions {
@@ -19,6 +21,27 @@ export interface DaemonOptions {
   clock?: Clock;
   /** Overrides the factory list (tests). */
   factories?: SubsystemFactory[];
+}
+
+/** How often this instance refreshes its member record (its liveness comes from the etcd session). */
+const MEMBER_REFRESH_MS = 5000;
+
+/** GET /v1/status in the cluster's view: this instance's own status, the members, and every peer's own status. */
+export interface ClusterStatus {
+  version: string;
+  started_at: number;
+  config_file: string;
+  instance: string | null;
+  subsystems: Record<string, unknown>;
+  cluster: {
+    name: string | null;
+    self: string;
+    members: MemberRow[];
+    /** Why the membership could not be read from etcd (every member is then 'unknown'). */
+    members_error?: string;
+    /** The other instances' own status (or why they did not answer). */
+    instances: Record<string, InstanceView>;
+  };
 }
 
 export class Daemon {
@@ -36,6 +59,9 @@ export class Daemon {
   #routesVersion = 0;
   #startedAt = 0;
   #unsubscribe: Array<() => void> = [];
+  #membership: Membership | undefined;
+  /** The shared API token, used to ask peers for their status and events. */
+  #token: string | undefined;
 
   constructor(loaded: LoadedConfig, opts: DaemonOptions) {
     this.#loaded = loaded;
@@ -74,12 +100,40 @@ export class Daemon {
     );
     this.#slots = this.#factories.map(() => undefined);
     try {
+      const api = this.#loaded.config.api;
+      this.#token = readSecret({ file: api.token_file, env: api.token_env }, this.#loaded.baseDir, 'api') ?? (process.env['BULWARK_API_TOKEN'] || undefined);
       await this.#buildMissing();
+      this.#membership = new Membership({
+        kv: this.#coord.kv,
+        clock: this.#clock,
+        everyMs: MEMBER_REFRESH_MS,
+        health: () => this.#healthSummary(),
+        self: { name: this.selfName, api: this.#loaded.instance?.api ?? api.listen, zone: this.#loaded.instance?.zone, version: VERSION, started_at: this.#startedAt, pid: process.pid },
+        onError: (err) => this.#logger.warn({ err: describeError(err) }, 'cannot refresh this instance\'s member record'),
+      });
+      await this.#membership.start();
     } catch (err) {
       await this.stop();
       throw err;
     }
     this.events.emit('audit.event', { kind: 'daemon.start', subject: 'bulwark', message: `control plane started (${this.#subsystems.length} subsystems)`, at: this.#clock.now() });
+  }
+
+  /** This instance's name: its cluster instance, else the coordination identity. */
+  get selfName(): string {
+    return this.#loaded.instance?.name ?? this.#coord?.identity ?? 'bulwark';
+  }
+
+  #healthSummary(): MemberHealth {
+    const errors: string[] = [];
+    for (const s of this.#subsystems) {
+      try {
+        s.status();
+      } catch {
+        errors.push(s.name);
+      }
+    }
+    return { subsystems: this.#subsystems.length, errors };
   }
 
   get #subsystems(): Subsystem[] {
@@ -121,6 +175,8 @@ export class Daemon {
 
   /** Stops subsystems in reverse order; each gets to finish in-flight work. Never throws. */
   async stop(): Promise<void> {
+    await this.#membership?.stop();
+    this.#membership = undefined;
     for (const s of [...this.#subsystems].reverse()) {
       try {
         await s.stop();
@@ -159,7 +215,7 @@ export class Daemon {
     this.events.emit('audit.event', { kind: 'config.reload', subject: loaded.file, message: 'configuration reloaded', at: this.#clock.now() });
   }
 
-  status(): { version: string; started_at: number; config_file: string; subsystems: Record<string, unknown> } {
+  status(): { version: string; started_at: number; config_file: string; instance: string | null; subsystems: Record<string, unknown> } {
     const subsystems: Record<string, unknown> = {};
     for (const s of this.#subsystems) {
       try {
@@ -168,7 +224,38 @@ export class Daemon {
         subsystems[s.name] = { error: describeError(err) };
       }
     }
-    return { version: VERSION, started_at: this.#startedAt, config_file: this.#loaded.file, subsystems };
+    return { version: VERSION, started_at: this.#startedAt, config_file: this.#loaded.file, instance: this.#loaded.instance?.name ?? null, subsystems };
+  }
+
+  /**
+   * The whole cluster's status (GET /v1/status): this instance's own, the members from etcd,
+   * and every other instance's own status fetched over its API (1 s each, concurrently).
+   * Outside cluster mode the cluster is this instance alone.
+   */
+  async clusterStatus(): Promise<ClusterStatus> {
+    const local = this.status();
+    const cluster = this.#loaded.config.cluster;
+    const self = this.selfName;
+    const configured = cluster ? cluster.instances : [{ name: self, api: this.#loaded.config.api.listen, zone: undefined }];
+    const { members, error } = this.#coord ? await listMembers(this.#coord.kv, configured) : { members: [], error: 'not started' };
+    const { rows, instances } = await gatherPeers(self, members, (api) => fetchPeer(api, '/v1/status?scope=local', this.#token));
+    return { ...local, cluster: { name: cluster?.name ?? null, self, members: rows, ...(error ? { members_error: error } : {}), instances } };
+  }
+
+  /** Recent events of every instance (this one's from its store, the others' over their APIs), newest first. */
+  async clusterEvents(limit: number): Promise<{ events: EventRow[]; unreachable: Array<{ instance: string; error: unknown }> }> {
+    const self = this.selfName;
+    const peers = (this.#loaded.config.cluster?.instances ?? []).filter((i) => i.name !== self);
+    const answers = await Promise.all(peers.map((p) => fetchPeer(p.api, `/v1/events?scope=local&limit=${limit}`, this.#token)));
+    const lists = [{ instance: self, events: this.recentEvents(limit) }];
+    const unreachable: Array<{ instance: string; error: unknown }> = [];
+    answers.forEach((a, i) => {
+      const name = (peers[i] as { name: string }).name;
+      const events = (a.body as { events?: unknown } | undefined)?.events;
+      if (a.ok && Array.isArray(events)) lists.push({ instance: name, events: events as EventRow[] });
+      else unreachable.push({ instance: name, error: a.error ?? { code: 'BULWARK_CLUSTER_REMOTE', message: `instance ${name} answered without events` } });
+    });
+    return { events: mergeEvents(lists, limit), unreachable };
   }
 
   /** Changes whenever the set of routes changes (a subsystem was added). */
@@ -181,14 +268,26 @@ export class Daemon {
       {
         method: 'GET',
         path: '/v1/events',
-        handle: ({ url }) => ({ events: this.recentEvents(Math.min(1000, Number(url.searchParams.get('limit') ?? 50) || 50)) }),
+        handle: ({ url }) => {
+          const limit = Math.min(1000, Number(url.searchParams.get('limit') ?? 50) || 50);
+          if (scopeOf(url) === 'local') return { instance: this.selfName, events: this.recentEvents(limit).map((e) => ({ ...e, instance: this.selfName })) };
+          return this.clusterEvents(limit);
+        },
       },
     ];
     return [...own, ...this.#subsystems.flatMap((s) => s.routes?.() ?? [])];
   }
 
-  /** Recent events from the state store, newest first. */
+  /** Recent events of this instance from its state store, newest first. */
   recentEvents(limit = 50): Array<{ at: number; kind: string; subject: string; message: string }> {
     return this.#store?.all('SELECT at, kind, subject, message FROM events ORDER BY id DESC LIMIT ?', limit) ?? [];
   }
+}
+
+/** ?scope=local (this instance only) or cluster (the default: every instance). */
+export function scopeOf(url: URL): 'local' | 'cluster' {
+  const s = url.searchParams.get('scope');
+  if (s === null || s === 'cluster') return 'cluster';
+  if (s === 'local') return 'local';
+  throw new BulwarkError('BULWARK_API_BAD_REQUEST', `scope=${s}: expected local or cluster`, { httpStatus: 400 });
 }
