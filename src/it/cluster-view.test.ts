@@ -183,3 +183,33 @@ test('cluster view: a killed `bulwark up --instance` process turns unreachable a
   one.kill('SIGTERM');
   assert.equal((await exited(one)).code, 0, one.output().stderr);
 });
+
+test('cluster view: the dashboard on any instance shows the members and every instance, an unreachable one marked', async (t) => {
+  const { launchChromium } = await import('../testing/browser.js');
+  const etcd = await startEtcd();
+  const { dir, cleanup } = scratchDir();
+  t.after(async () => {
+    await etcd.stop();
+    cleanup();
+  });
+  const { file, apis } = await writeConfig(dir, etcd, ['bw-1', 'bw-2', 'bw-3']);
+  const a = await startInstance(file, 'bw-1');
+  t.after(() => a.stop());
+  const b = await startInstance(file, 'bw-2');
+  t.after(() => b.stop());
+  const browser = await launchChromium();
+  t.after(() => browser.close());
+  const page = await browser.newPage();
+  await page.setExtraHTTPHeaders(auth); // the page itself is behind the token too
+  await page.goto(`http://${apis['bw-2']}/`);
+  page.on('pageerror', (e) => console.error('pageerror', e));
+  await page.waitForFunction("document.getElementById('meta')?.textContent?.startsWith('version') || document.getElementById('err')?.textContent");
+  assert.equal(await page.textContent('#err'), '');
+  await page.waitForSelector('section[data-cluster] table');
+  const instances = await page.$$eval('div[data-instance]', (els) => els.map((e) => e.getAttribute('data-instance')));
+  assert.deepEqual(instances, ['bw-1', 'bw-2', 'bw-3']);
+  assert.match((await page.textContent('div[data-instance="bw-1"]')) ?? '', /row-of-bw-1/);
+  assert.match((await page.textContent('div[data-instance="bw-2"]')) ?? '', /row-of-bw-2/);
+  assert.match((await page.textContent('div[data-instance="bw-3"]')) ?? '', /unreachable: instance at 127\.0\.0\.1:\d+ is unreachable/);
+  assert.match((await page.textContent('section[data-cluster]')) ?? '', /bw-3\s*127\.0\.0\.1:\d+\s*z3\s*gone/);
+});

@@ -53,6 +53,26 @@ function section(name, data) {
   }
   return html + '</section>';
 }
+function sections(subsystems) {
+  return Object.entries(subsystems || {}).map(([k, v]) => section(k, v)).join('') || '<p class="muted">no subsystems configured</p>';
+}
+// Cluster mode: the members first (up/gone in etcd, API reachable), then every instance's sections.
+function render(s) {
+  const c = s.cluster;
+  if (!c || c.name === null) return sections(s.subsystems);
+  const rows = c.members.map(m => ({ instance: m.name + (m.self ? ' (this)' : ''), api: m.api, zone: m.zone, member: m.state, api_reachable: m.reachable ? 'up' : 'down unreachable', version: m.version }));
+  let html = '<section data-cluster="' + esc(c.name) + '"><h2>cluster ' + esc(c.name) + '</h2>' + table(rows, ['instance', 'api', 'zone', 'member', 'api_reachable', 'version']) + '</section>';
+  for (const m of c.members) {
+    html += '<div data-instance="' + esc(m.name) + '"><h2>instance ' + esc(m.name) + (m.zone ? ' · zone ' + esc(m.zone) : '') + '</h2>';
+    if (m.self) html += sections(s.subsystems);
+    else {
+      const v = c.instances[m.name];
+      html += v && v.state === 'up' && v.status ? sections(v.status.subsystems) : '<p class="bad">unreachable: ' + esc((v && v.error && v.error.message) || 'no answer') + '</p>';
+    }
+    html += '</div>';
+  }
+  return html;
+}
 async function refresh() {
   try {
     const headers = {};
@@ -67,7 +87,7 @@ async function refresh() {
     const s = await r.json();
     errBox.textContent = '';
     meta.textContent = 'version ' + s.version + ' · up since ' + new Date(s.started_at).toLocaleString() + ' · updated ' + new Date().toLocaleTimeString();
-    main.innerHTML = Object.entries(s.subsystems || {}).map(([k, v]) => section(k, v)).join('') || '<p class="muted">no subsystems configured</p>';
+    main.innerHTML = render(s);
   } catch (e) {
     errBox.textContent = 'cannot reach the Bulwark API: ' + e.message;
   }
