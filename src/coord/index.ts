@@ -30,3 +30,5 @@ export function createCoordination(config: CoordinationConfig, deps: { clock: Cl
 }
 export { listMembers, liveMembers, joinMembers, Membership, MEMBERS_PREFIX } from './members.js';
 export type { MemberHealth, MemberRecord, MemberState, MemberView, ConfiguredInstance } from './members.js';
+export { decideSlot, OnceScheduler, parseSlotRecord } from './once.js';
+export type { OnceTask, SlotDecision, SlotRecord, OnceSchedulerOptions } from './once.js';
