@@ -77,8 +77,8 @@ export interface OnceSchedulerOptions {
   leaseName: string;
   clock: Clock;
   tasks: OnceTask[];
-  /** Whether this instance may run the job at all (a plan pinned to another instance: false). */
-  eligible: boolean;
+  /** Whether this instance may run the job at all (a plan pinned to another instance: false); asked at every pass. */
+  eligible: boolean | (() => boolean);
   /** How often a non-holder tries to take the lease, and a holder looks for due slots. */
   pollMs?: number;
   onEvent?: (e: { kind: 'baseline' | 'run' | 'wait' | 'error' | 'held' | 'lost'; task?: string; slot?: number; message: string }) => void;
@@ -131,7 +131,8 @@ export class OnceScheduler {
     const { coordination, tasks, clock } = this.#o;
     const me = coordination.identity;
     try {
-      if (!this.#o.eligible) {
+      const eligible = typeof this.#o.eligible === 'function' ? this.#o.eligible() : this.#o.eligible;
+      if (!eligible) {
         if (this.#lease.isHeld()) await this.#lease.release();
         return;
       }
