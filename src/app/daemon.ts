@@ -14,7 +14,7 @@ import { readSecret } from '../core/secrets.js';
 import { createCoordination, listMembers, Membership, type Coordination, type MemberHealth } from '../coord/index.js';
 import { SqliteStore } from '../store/sqlite.js';
 import { fetchPeer, gatherPeers, mergeEvents, type EventRow, type MemberRow, type InstanceView } from './cluster-view.js';
-import { SUBSYSTEM_FACTORIES, type AppDeps, type SubsystemFactory } from './subsystems.js';
+import { SUBSYSTEM_FACTORIES, type AppDeps, type PeerClient, type SubsystemFactory } from './subsystems.js';
 
 export interface DaemonOptions {
   logger: Logger;
@@ -22,6 +22,9 @@ export interface DaemonOptions {
   /** Overrides the factory list (tests). */
   factories?: SubsystemFactory[];
 }
+
+/** Peers get longer to answer data pulls (SLI pages) than status requests. */
+const PEER_DATA_TIMEOUT_MS = 5000;
 
 /** How often this instance refreshes its member record (its liveness comes from the etcd session). */
 const MEMBER_REFRESH_MS = 5000;
@@ -140,8 +143,26 @@ export class Daemon {
     return this.#slots.filter((s): s is Subsystem => s !== undefined);
   }
 
+  /** Cluster mode: GET requests to the other instances over their APIs (short timeout, shared token). */
+  #peers(): PeerClient | undefined {
+    const cluster = this.#loaded.config.cluster;
+    if (!cluster || !this.#loaded.instance) return undefined;
+    const self = this.#loaded.instance.name;
+    return {
+      names: () => (this.#loaded.config.cluster?.instances ?? []).map((i) => i.name).filter((n) => n !== self),
+      get: async (name, path) => {
+        const inst = this.#loaded.config.cluster?.instances.find((i) => i.name === name);
+        if (!inst) throw new BulwarkError('BULWARK_CLUSTER_REMOTE', `no instance named '${name}' under cluster.instances`);
+        const a = await fetchPeer(inst.api, path, this.#token, PEER_DATA_TIMEOUT_MS);
+        if (!a.ok) throw new BulwarkError('BULWARK_CLUSTER_REMOTE', a.error?.message ?? `instance ${name} did not answer`, a.error?.hint ? { hint: a.error.hint } : {});
+        return a.body;
+      },
+    };
+  }
+
   #deps(store: SqliteStore): AppDeps {
     return {
+      peers: this.#peers(),
       instance: this.#loaded.instance,
       coordination: this.#coord as Coordination,
       config: this.#loaded.config,
