@@ -284,12 +284,14 @@ export class Proxy implements Subsystem {
   #newBackend(rt: { cfg: ServiceConfig }, bc: ServiceConfig['backends'][number]): Backend {
     const hp = parseHostPort(bc.address) as { host: string; port: number };
     const b = new Backend(bc.name, bc.address, hp.host, hp.port, bc.weight, bc.standby, this.#deps.clock.now());
+    b.zone = bc.zone;
     if (rt.cfg.protocol === 'http') b.io = backendPool(b, timeoutsOf(rt.cfg));
     return b;
   }
 
   async #addService(name: string, cfg: ServiceConfig): Promise<void> {
     const pool = new Pool(poolOptions(cfg));
+    pool.localZone = this.#deps.instance?.zone; // cluster mode: active-active prefers this instance's zone
     const partial = { cfg };
     for (const bc of cfg.backends) pool.add(this.#newBackend(partial, bc));
     const now = (): number => this.#deps.clock.now();
@@ -345,6 +347,7 @@ export class Proxy implements Subsystem {
       if (b.draining) b.draining = false;
       b.weight = bc.weight;
       b.standby = bc.standby;
+      b.zone = bc.zone;
       const moved = bc.address !== b.address;
       if (moved) {
         const hp = parseHostPort(bc.address) as { host: string; port: number };
