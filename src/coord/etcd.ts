@@ -7,7 +7,7 @@ import { Etcd3, type Lease } from 'etcd3';
 import type { Clock } from '../core/clock.js';
 import { BulwarkError } from '../core/errors.js';
 import { EtcdKV } from './etcd-kv.js';
-import type { ClusterKV, Coordination, LeaderLease } from './lease.js';
+import type { ClusterKV, Coordination, EtcdMember, LeaderLease } from './lease.js';
 import { RenewingLease } from './renewing.js';
 
 const CALL_DEADLINE_MS = 1000;
@@ -145,6 +145,16 @@ export class EtcdCoordination implements Coordination {
     });
     this.#leases.push(lease);
     return lease;
+  }
+
+  /** The etcd cluster's members, as etcd lists them. */
+  async etcdMembers(): Promise<EtcdMember[]> {
+    try {
+      const r = await withDeadline(this.#client.cluster.memberList({}), CALL_DEADLINE_MS * 2, 'etcd member list');
+      return r.members.map((m) => ({ id: String(m.ID), name: m.name, peer_urls: m.peerURLs, client_urls: m.clientURLs, learner: m.isLearner }));
+    } catch (err) {
+      throw this.#unavailable(err);
+    }
   }
 
   async close(): Promise<void> {

@@ -8,7 +8,7 @@ import { EtcdCoordination } from './etcd.js';
 import type { Coordination } from './lease.js';
 import { LocalCoordination } from './local.js';
 
-export type { Coordination, LeaderLease } from './lease.js';
+export type { Coordination, EtcdMember, LeaderLease } from './lease.js';
 export { LocalCoordination, LocalLeaseTable } from './local.js';
 export { EtcdCoordination } from './etcd.js';
 

@@ -37,6 +37,18 @@ export interface Coordination {
   readonly kv: ClusterKV;
   /** Releases every lease and closes connections. */
   close(): Promise<void>;
+  /** etcd only: the members of the etcd cluster as etcd lists them (the audit counts them). Throws BULWARK_COORD_UNAVAILABLE. */
+  etcdMembers?(): Promise<EtcdMember[]>;
+}
+
+/** One member of the etcd cluster. */
+export interface EtcdMember {
+  id: string;
+  /** Empty while the member has not started. */
+  name: string;
+  peer_urls: string[];
+  client_urls: string[];
+  learner: boolean;
 }
 
 /** Safety margin taken off the TTL: a holder stops trusting its lease this long before it could expire on the server. */
