@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs the real components the tests use, from Debian's packages, when they are missing:
-# PostgreSQL 15 (server), etcd, OpenSSH server (SFTP), Chromium (dashboard tests).
+# PostgreSQL 15 (server), etcd, OpenSSH server (SFTP), Chromium (dashboard tests), iproute2 and
+# nftables (the multi-host lab: network namespaces and partitions, src/it/lab/).
 set -euo pipefail
 
 need=()
@@ -11,6 +12,8 @@ have etcdctl || need+=(etcd-client)
 have /usr/sbin/sshd || need+=(openssh-server)
 have openssl || need+=(openssl)   # vault TLS tests make a self-signed certificate
 have /usr/bin/chromium || need+=(chromium)
+have ip || have /usr/sbin/ip || need+=(iproute2)
+have nft || have /usr/sbin/nft || need+=(nftables)
 
 if [ ${#need[@]} -gt 0 ]; then
   if [ "$(id -u)" != 0 ]; then
@@ -23,4 +26,4 @@ if [ ${#need[@]} -gt 0 ]; then
   apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
 fi
 mkdir -p /run/sshd 2>/dev/null || true
-echo "test dependencies present: postgres, etcd, sshd, chromium"
+echo "test dependencies present: postgres, etcd, sshd, chromium, iproute2, nftables"

@@ -105,6 +105,17 @@ export class EtcdCoordination implements Coordination {
             if (r.succeeded) return true;
             const kv = r.responses[0]?.response_range?.kvs[0];
             if (kv !== undefined && kv.value.toString() === me && String(kv.lease) === String(l.id)) return true;
+            if (kv !== undefined && kv.value.toString() === me) {
+              // Our own identity under an older etcd lease: this instance restarted (cluster mode:
+              // the identity is the instance name) and abandoned the key on its way down. Adopt
+              // it — only if nobody changed it meanwhile — so a restart does not cost a failover.
+              const a = await withDeadline(
+                client.if(key, 'Mod', '==', Number(kv.mod_revision)).then(client.put(key).value(me).lease(l.id)).commit(),
+                CALL_DEADLINE_MS * 2,
+                'etcd transaction (adopt)',
+              );
+              if (a.succeeded) return true;
+            }
             // Someone else holds it. Our etcd lease is not kept alive while we wait, so it would
             // expire and a later put with it would fail: give it back and grant a new one next time.
             current = undefined;

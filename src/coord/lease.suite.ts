@@ -91,6 +91,20 @@ export function leaseSuite(
     assert.equal(b.isHeld(), true);
   });
 
+  run('an abandoned lease is not given up: others wait for its expiry, the same identity adopts it at once (a restart)', async (env) => {
+    const a1 = env.make('instance-a').lease('db/main');
+    const b = env.make('instance-b').lease('db/main');
+    assert.equal(await a1.acquire(), true);
+    a1.abandon();
+    assert.equal(a1.isHeld(), false);
+    assert.equal(await b.acquire(), false, 'an abandoned lease must stay taken until it expires');
+    const a2 = env.make('instance-a').lease('db/main');
+    assert.equal(await a2.acquire(), true, 'the restarted instance adopts its own lease');
+    await sleep(env.ttlMs * 1.5);
+    assert.equal(a2.isHeld(), true, 'the adopted lease is renewed');
+    assert.equal(await b.acquire(), false);
+  });
+
   run('shared state: put, get, list by prefix, delete', async (env) => {
     const kv = env.make('instance-a').kv;
     const other = env.make('instance-b').kv;

@@ -24,6 +24,12 @@ export interface LeaderLease {
   holder(): Promise<string | undefined>;
   /** Gives the lease up (others may take it at once) and stops renewing. */
   release(): Promise<void>;
+  /**
+   * Stops renewing WITHOUT giving the lease up: it expires on its own after the TTL, unless this
+   * same identity takes it again first (a restart). A graceful stop of a primary's instance uses
+   * this, so that a rolling restart is not a failover.
+   */
+  abandon(): void;
   /** Calls fn when a held lease is lost (expired, revoked, backend unreachable past the TTL). Returns an unsubscribe. */
   onLost(fn: (reason: string) => void): () => void;
 }

@@ -75,6 +75,12 @@ export class RenewingLease implements LeaderLease {
     if (was) await this.#ops.release().catch(() => undefined);
   }
 
+  abandon(): void {
+    this.#closed = true;
+    this.#held = false;
+    this.#cancelTimers();
+  }
+
   /** release() and refuse further acquire() calls. */
   async close(): Promise<void> {
     this.#closed = true;

@@ -17,30 +17,18 @@ import { archiveSettings, dataDirIntact, prepareWalDir, recoverWalArchive, resto
 import { chooseCandidate, lagBytes, parseLsn, planSync, syncNamesFor } from './decide.js';
 import { connect, execSql, observe, type Observation, type ObserveTarget } from './monitor.js';
 import { PgCtl, type NodeSpec } from './pgctl.js';
+import { FailoverHistory, type FailoverRecord, type RecordMetrics } from './records.js';
 import { isWalName, lastArchivedSegment } from './wal.js';
 import { readdirSync } from 'node:fs';
 
 export type NodeRole = 'primary' | 'standby' | 'fenced' | 'down' | 'unknown' | 'rejoining';
 
-export interface FailoverRecord {
-  kind: 'failover' | 'switchover' | 'cold-failover';
-  old_primary: string | undefined;
-  new_primary: string | undefined;
-  started_at: number;
-  finished_at: number | undefined;
-  ok: boolean;
-  detect_ms: number | undefined;
-  promote_ms: number | undefined;
-  write_downtime_ms: number | undefined;
-  message: string;
-}
+export type { FailoverRecord } from './records.js';
 
 /** What the cluster reports to metrics (the subsystem turns these into Prometheus series). */
-export interface ClusterMetricsSink {
+export interface ClusterMetricsSink extends RecordMetrics {
   role(database: string, node: string, role: NodeRole): void;
   lag(database: string, node: string, bytes: number | undefined): void;
-  failover(database: string, kind: string, ok: boolean): void;
-  downtime(database: string, kind: string, ms: number): void;
 }
 
 export interface ClusterDeps {
@@ -101,7 +89,7 @@ export class PgCluster {
   #blockedReason: string | undefined;
   #lastLeaseError = '';
   #bootstrapped = false;
-  #lastFailover: FailoverRecord | undefined;
+  readonly #history: FailoverHistory;
   /** Writes are held back (failover or switchover in progress, or no safe primary). */
   #blocked = false;
   /** standby: cold — the WAL archive directory, and the scratch node base backups are taken into. */
@@ -123,6 +111,7 @@ export class PgCluster {
   constructor(deps: ClusterDeps) {
     this.name = deps.name;
     this.#d = deps;
+    this.#history = new FailoverHistory({ database: deps.name, store: deps.store, events: deps.events, clock: deps.clock, metrics: deps.metrics });
     const c = deps.config;
     for (const n of c.nodes) {
       // relative data_dir paths resolve against the config file's directory
@@ -241,7 +230,7 @@ export class PgCluster {
 
   #node(name: string): NodeState {
     const n = this.#nodes.get(name);
-    if (!n) throw new BulwarkError('BULWARK_DB_UNKNOWN', `database ${this.name} has no node named '${name}'`, { hint: `use one of: ${[...this.#nodes.keys()].join(', ')}` });
+    if (!n) throw new BulwarkError('BULWARK_DB_UNKNOWN', `database ${this.name} has no node named '${name}'`, { hint: `use one of: ${[...this.#nodes.keys()].join(', ')}`, httpStatus: 404 });
     return n;
   }
 
@@ -756,7 +745,6 @@ export class PgCluster {
       message: `${reason}; promoted ${target.spec.name}: ${choice.reason}`,
     };
     const id = this.#record(rec);
-    this.#d.metrics.failover(this.name, 'failover', true);
     // 5. measure when writes work again (in synchronous mode with block, that is once a synchronous standby streams)
     void this.#measureWrites(target, lastOk, id, rec);
   }
@@ -900,7 +888,6 @@ export class PgCluster {
       message: `${reason}; built ${target.spec.name} from base backup ${restored.snapshot.slice(0, 8)} (${restored.time}, target ${restored.target}, restored in ${restored.restoreMs} ms) plus archived WAL up to ${lastWalAfter ?? 'none'}${walNote}; recovery ended at ${lsn ?? '?'} on timeline ${timeline ?? '?'}${restored.movedAside ? `; previous data moved to ${restored.movedAside}` : ''}`,
     };
     const id = this.#record(rec);
-    this.#d.metrics.failover(this.name, 'cold-failover', true);
     void this.#measureWrites(target, lastOk, id, rec);
   }
 
@@ -911,10 +898,7 @@ export class PgCluster {
       try {
         await execSql(this.#target(target), 'SELECT txid_current()', 60_000);
         const ms = this.#d.clock.now() - since;
-        rec.write_downtime_ms = ms;
-        this.#d.store.run('UPDATE db_failovers SET write_downtime_ms = ? WHERE id = ?', ms, id);
-        this.#d.metrics.downtime(this.name, rec.kind, ms);
-        this.#audit(`db.${rec.kind}.writes`, this.name, `writes work again on ${target.spec.name}: write downtime ${ms} ms`, { write_downtime_ms: ms, id });
+        this.#history.writesBack(id, rec, ms, target.spec.name);
         this.#d.logger.info({ database: this.name, primary: target.spec.name, write_downtime_ms: ms }, 'writes work again');
         return;
       } catch {
@@ -924,18 +908,11 @@ export class PgCluster {
   }
 
   #record(r: FailoverRecord): number {
-    this.#lastFailover = r;
-    const res = this.#d.store.run(
-      'INSERT INTO db_failovers (database, kind, old_primary, new_primary, started_at, finished_at, ok, detect_ms, promote_ms, write_downtime_ms, message) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)',
-      this.name, r.kind, r.old_primary ?? null, r.new_primary ?? null, r.started_at, r.finished_at ?? null, r.ok ? 1 : 0, r.detect_ms ?? null, r.promote_ms ?? null, r.write_downtime_ms ?? null, r.message,
-    );
-    this.#audit(`db.${r.kind}`, this.name, r.message, { ...r });
-    if (!r.ok) this.#d.metrics.failover(this.name, r.kind, false);
-    return Number(res.lastInsertRowid);
+    return this.#history.record(r);
   }
 
   #audit(kind: string, subject: string, message: string, data?: Record<string, unknown>): void {
-    this.#d.events.emit('audit.event', { kind, subject, message, at: this.#d.clock.now(), ...(data ? { data } : {}) });
+    this.#history.audit(kind, subject, message, data);
   }
 
   // ---------------------------------------------------------------- rejoin
@@ -1076,7 +1053,6 @@ export class PgCluster {
         message: `planned switchover from ${old.spec.name} to ${target.spec.name}`,
       };
       this.#record(rec);
-      this.#d.metrics.failover(this.name, 'switchover', true);
       this.#d.metrics.downtime(this.name, 'switchover', writesAt - blockedAt);
       return rec;
     }).finally(() => {
@@ -1132,7 +1108,7 @@ export class PgCluster {
         streaming: n.obs?.receiverStatus === 'streaming' ? 'yes' : n.obs?.inRecovery ? 'no' : '',
         error: n.obs?.ok === false ? n.obs.error : undefined,
       })),
-      last_failover: this.#lastFailover,
+      last_failover: this.#history.last,
       ...(this.#walDir
         ? {
             cold: {
@@ -1150,8 +1126,8 @@ export class PgCluster {
     };
   }
 
-  history(limit = 20): unknown[] {
-    return this.#d.store.all('SELECT * FROM db_failovers WHERE database = ? ORDER BY id DESC LIMIT ?', this.name, limit);
+  history(limit = 20): Promise<unknown[]> {
+    return this.#history.list(limit);
   }
 
   /** Test and diagnostics hook: whether the data dir of a node exists. */

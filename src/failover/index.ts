@@ -10,12 +10,25 @@ import { BulwarkError } from '../core/errors.js';
 import type { Route, Subsystem, SubsystemDeps } from '../core/subsystem.js';
 import { PgCluster, type ClusterMetricsSink, type NodeRole } from './cluster.js';
 import type { BaseBackupStoreFactory } from './cold.js';
+import { DistributedCluster } from './distributed.js';
+import type { FailoverRecord } from './records.js';
+
+/** What the subsystem needs of one database's engine: on one machine (PgCluster) or across hosts (DistributedCluster). */
+interface DbEngine {
+  readonly name: string;
+  start(): Promise<void>;
+  stop(): Promise<void>;
+  status(): { nodes: Array<Record<string, unknown>> } & Record<string, unknown>;
+  history(limit?: number): Promise<unknown[]>;
+  switchover(to: string): Promise<FailoverRecord | Record<string, unknown>>;
+  baseBackup(): Promise<unknown>;
+}
 
 export { PgCluster } from './cluster.js';
 export type { BaseBackupStore, BaseBackupStoreFactory } from './cold.js';
 
 /** What failover needs from the coordination service (a factory result of coord/). */
-export type FailoverCoordination = Pick<Coordination, 'lease' | 'close' | 'kind' | 'identity'>;
+export type FailoverCoordination = Pick<Coordination, 'lease' | 'close' | 'kind' | 'identity' | 'kv'>;
 
 export interface FailoverDeps extends SubsystemDeps {
   /** Defaults to the service the config's coordination section describes. */
@@ -58,7 +71,7 @@ function metricsSink(deps: SubsystemDeps): ClusterMetricsSink {
 export class FailoverSubsystem implements Subsystem {
   readonly name = 'failover';
   readonly #deps: FailoverDeps;
-  readonly #clusters = new Map<string, PgCluster>();
+  readonly #clusters = new Map<string, DbEngine>();
   #coord: FailoverCoordination | undefined;
   #ownsCoord = false;
 
@@ -77,7 +90,10 @@ export class FailoverSubsystem implements Subsystem {
     const stateDir = resolve(d.config.state_dir);
     for (const [name, config] of Object.entries(d.config.databases)) {
       const baseBackups = config.standby === 'cold' && config.restore_from && d.baseBackups ? d.baseBackups(config.restore_from) : undefined;
-      const cluster = new PgCluster({ name, config, stateDir, baseDir: d.baseDir, lease: this.#coord.lease(`db/${name}`), events: d.events, logger: d.logger.child({ database: name }), clock: d.clock, store: d.store, metrics: sink, baseBackups });
+      const common = { name, config, stateDir, baseDir: d.baseDir, lease: this.#coord.lease(`db/${name}`), events: d.events, logger: d.logger.child({ database: name }), clock: d.clock, store: d.store, metrics: sink };
+      const cluster: DbEngine = d.instance && d.config.cluster
+        ? new DistributedCluster({ ...common, instance: d.instance, instances: d.config.cluster.instances, kv: this.#coord.kv })
+        : new PgCluster({ ...common, baseBackups });
       this.#clusters.set(name, cluster);
     }
     try {
@@ -94,7 +110,7 @@ export class FailoverSubsystem implements Subsystem {
     if (this.#ownsCoord) await this.#coord?.close();
   }
 
-  cluster(name: string): PgCluster {
+  cluster(name: string): DbEngine {
     const c = this.#clusters.get(name);
     if (!c) {
       throw new BulwarkError('BULWARK_DB_UNKNOWN', `no database named '${name}' is configured`, {
@@ -120,10 +136,10 @@ export class FailoverSubsystem implements Subsystem {
       {
         method: 'GET',
         path: '/v1/db/:name',
-        handle: ({ params }) => {
+        handle: async ({ params }) => {
           const c = this.cluster(params['name'] ?? '');
           const s = c.status();
-          return { ...s, columns: ['node', 'address', 'role', 'lag_bytes', 'sync', 'streaming', 'timeline', 'error'], rows: s.nodes, history: c.history() };
+          return { ...s, columns: ['node', 'address', 'role', 'lag_bytes', 'sync', 'streaming', 'timeline', 'error'], rows: s.nodes, history: await c.history() };
         },
       },
       {

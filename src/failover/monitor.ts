@@ -54,6 +54,9 @@ export async function connect(t: ObserveTarget, timeoutMs: number): Promise<pg.C
     query_timeout: timeoutMs,
     statement_timeout: timeoutMs,
     application_name: 'bulwark-monitor',
+    // a dead host answers nothing: keepalives end a half-open connection in seconds
+    keepAlive: true,
+    keepAliveInitialDelayMillis: 1000,
   });
   c.on('error', () => undefined);
   await c.connect();

@@ -9,6 +9,9 @@ import { execFileSync } from 'node:child_process';
 import { dirname, join } from 'node:path';
 import { BulwarkError } from '../core/errors.js';
 
+/** A file Bulwark writes into a data directory it fenced: the node was a primary and may have diverged, so it rejoins only through pg_rewind. */
+export const FENCE_MARKER = 'bulwark.fenced';
+
 export interface NodeSpec {
   readonly name: string;
   readonly host: string;
@@ -169,6 +172,16 @@ export class PgCtl {
     appendFileSync(join(this.node.dataDir, 'postgresql.conf'), `\n# --- written by Bulwark (failover) ---\n${lines.join('\n')}\n`);
   }
 
+  /** Lets the other hosts of a cluster connect (replication, rewind, observation, the instances' listeners): trust from exactly these addresses. */
+  allowHosts(addresses: readonly string[]): void {
+    if (addresses.length === 0) return;
+    const lines = addresses.flatMap((a) => {
+      const cidr = a.includes(':') ? `${a}/128` : `${a}/32`;
+      return [`host all all ${cidr} trust`, `host replication all ${cidr} trust`];
+    });
+    appendFileSync(join(this.node.dataDir, 'pg_hba.conf'), `\n# --- written by Bulwark (cluster mode: the nodes' and instances' hosts) ---\n${lines.join('\n')}\n`);
+  }
+
   /** Starts the node on its own port and host (pg_rewind copies the source's config, so these always come from -o). */
   async start(): Promise<void> {
     // A killed postmaster can linger as a zombie (a PID 1 that does not reap): postgres would take
@@ -202,6 +215,33 @@ export class PgCtl {
     return killed;
   }
 
+  /** Records that this node was fenced as a primary (cluster mode): it must rejoin through pg_rewind, never just start. */
+  markFenced(why: string): void {
+    if (this.initialized()) this.#writeAsOwner(join(this.node.dataDir, FENCE_MARKER), `${new Date().toISOString()} ${why}\n`);
+  }
+
+  isMarkedFenced(): boolean {
+    return existsSync(join(this.node.dataDir, FENCE_MARKER));
+  }
+
+  clearFenced(): void {
+    rmSync(join(this.node.dataDir, FENCE_MARKER), { force: true });
+  }
+
+  /** The node its standby configuration follows (primary_conninfo host and port), if any. */
+  followsAddress(): string | undefined {
+    try {
+      const text = readFileSync(join(this.node.dataDir, 'postgresql.auto.conf'), 'utf8');
+      const line = /^\s*primary_conninfo\s*=\s*'(.*)'\s*$/m.exec(text)?.[1];
+      if (!line) return undefined;
+      const host = /(?:^|\s)host=(\S+)/.exec(line)?.[1];
+      const port = /(?:^|\s)port=(\d+)/.exec(line)?.[1];
+      return host && port ? `${host}:${port}` : undefined;
+    } catch {
+      return undefined;
+    }
+  }
+
   /** SIGKILLs every process whose working directory is this data directory. Returns how many. */
   killAll(): number {
     let target: string;
@@ -232,7 +272,9 @@ export class PgCtl {
     this.prepareDir();
     await this.#must(
       'pg_basebackup',
-      ['-D', this.node.dataDir, '-d', conninfo(source, this.#s.superuser, { application_name: this.node.name }), '-R', '-X', 'stream', '-c', 'fast', '--no-sync'],
+      // not the node's own application_name: the base backup's WAL stream must never be taken for
+      // the standby itself (named synchronous, or counted as a caught-up replica) while it is cloned
+      ['-D', this.node.dataDir, '-d', conninfo(source, this.#s.superuser, { application_name: `${this.node.name}-basebackup` }), '-R', '-X', 'stream', '-c', 'fast', '--no-sync'],
       `pg_basebackup from ${source.name}`,
       { timeoutMs: 600_000 },
     );
@@ -263,7 +305,9 @@ export class PgCtl {
       // created below
     }
     const keep = text.split('\n').filter((l) => !/^\s*(primary_conninfo|primary_slot_name|synchronous_standby_names)\s*=/.test(l) && l !== '');
-    keep.push(`primary_conninfo = '${conninfo(primary, this.#s.superuser, { application_name: this.node.name }).replace(/'/g, "''")}'`);
+    // a dead primary host answers nothing: notice it in seconds, not after TCP's retransmission timeout
+    const dead = { connect_timeout: '2', keepalives: '1', keepalives_idle: '1', keepalives_interval: '1', keepalives_count: '3', tcp_user_timeout: '3000' };
+    keep.push(`primary_conninfo = '${conninfo(primary, this.#s.superuser, { application_name: this.node.name, ...dead }).replace(/'/g, "''")}'`);
     keep.push("synchronous_standby_names = ''");
     this.#writeAsOwner(auto, `${keep.join('\n')}\n`);
     this.#writeAsOwner(join(this.node.dataDir, 'standby.signal'), '');

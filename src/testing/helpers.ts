@@ -69,7 +69,7 @@ export function scratchDir(prefix = 'bulwark-test-'): { dir: string; cleanup: ()
 }
 
 /** Polls fn until it returns a truthy value or the timeout passes. */
-export async function waitFor<T>(fn: () => T | Promise<T>, opts: { timeoutMs?: number; intervalMs?: number; what?: string } = {}): Promise<NonNullable<T>> {
+export async function waitFor<T>(fn: () => T | Promise<T>, opts: { timeoutMs?: number; intervalMs?: number; what?: string | (() => string) } = {}): Promise<NonNullable<T>> {
   const deadline = Date.now() + (opts.timeoutMs ?? 10_000);
   let last: unknown;
   for (;;) {
@@ -79,7 +79,7 @@ export async function waitFor<T>(fn: () => T | Promise<T>, opts: { timeoutMs?: n
     } catch (err) {
       last = err;
     }
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${opts.what ?? 'condition'}${last ? `: ${String(last)}` : ''}`);
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${(typeof opts.what === 'function' ? opts.what() : opts.what) ?? 'condition'}${last ? `: ${String(last)}` : ''}`);
     await new Promise((r) => setTimeout(r, opts.intervalMs ?? 50));
   }
 }
