@@ -75,9 +75,9 @@ export interface InstanceView {
 export async function gatherPeers(
   self: string,
   members: readonly MemberView[],
-  fetchOne: (api: string) => Promise<PeerAnswer>,
+  fetchOne: (api: string, name: string) => Promise<PeerAnswer>,
 ): Promise<{ rows: MemberRow[]; instances: Record<string, InstanceView> }> {
-  const answers = await Promise.all(members.map((m) => (m.name === self ? Promise.resolve(undefined) : fetchOne(m.api))));
+  const answers = await Promise.all(members.map((m) => (m.name === self ? Promise.resolve(undefined) : fetchOne(m.api, m.name))));
   const rows: MemberRow[] = [];
   const instances: Record<string, InstanceView> = {};
   members.forEach((m, i) => {
@@ -100,6 +100,16 @@ export async function gatherPeers(
     if (!isSelf) instances[m.name] = a?.ok ? { state: 'up', status: a.body } : { state: 'unreachable', ...(a?.error ? { error: a.error } : {}) };
   });
   return { rows, instances };
+}
+
+/** Resolves with p, or with fallback() after ms (p keeps running; its result is dropped). */
+export async function within<T>(p: Promise<T>, ms: number, fallback: () => T): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  try {
+    return await Promise.race([p, new Promise<T>((resolve) => (timer = setTimeout(() => resolve(fallback()), ms)))]);
+  } finally {
+    clearTimeout(timer);
+  }
 }
 
 export interface EventRow {

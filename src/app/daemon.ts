@@ -13,7 +13,7 @@ import { VERSION } from '../core/version.js';
 import { readSecret } from '../core/secrets.js';
 import { createCoordination, listMembers, Membership, type Coordination, type MemberHealth } from '../coord/index.js';
 import { SqliteStore } from '../store/sqlite.js';
-import { fetchPeer, gatherPeers, mergeEvents, type EventRow, type MemberRow, type InstanceView } from './cluster-view.js';
+import { fetchPeer, gatherPeers, mergeEvents, within, PEER_TIMEOUT_MS, type EventRow, type MemberRow, type InstanceView } from './cluster-view.js';
 import { SUBSYSTEM_FACTORIES, type AppDeps, type PeerClient, type SubsystemFactory } from './subsystems.js';
 
 export interface DaemonOptions {
@@ -258,8 +258,13 @@ export class Daemon {
     const cluster = this.#loaded.config.cluster;
     const self = this.selfName;
     const configured = cluster ? cluster.instances : [{ name: self, api: this.#loaded.config.api.listen, zone: undefined }];
-    const { members, error } = this.#coord ? await listMembers(this.#coord.kv, configured) : { members: [], error: 'not started' };
-    const { rows, instances } = await gatherPeers(self, members, (api) => fetchPeer(api, '/v1/status?scope=local', this.#token));
+    // The peers are asked while etcd is: a dead host or a slow etcd costs one timeout, not the sum.
+    const asked = new Map(configured.filter((c) => c.name !== self).map((c) => [c.name, fetchPeer(c.api, '/v1/status?scope=local', this.#token)]));
+    const unknown = (why: string): Awaited<ReturnType<typeof listMembers>> => ({ members: configured.map((c) => ({ name: c.name, api: c.api, zone: c.zone, state: 'unknown' as const })), error: why });
+    const { members, error } = this.#coord
+      ? await within(listMembers(this.#coord.kv, configured), PEER_TIMEOUT_MS, () => unknown(`etcd did not answer within ${PEER_TIMEOUT_MS} ms`))
+      : unknown('not started');
+    const { rows, instances } = await gatherPeers(self, members, (api, name) => asked.get(name) ?? fetchPeer(api, '/v1/status?scope=local', this.#token));
     return { ...local, cluster: { name: cluster?.name ?? null, self, members: rows, ...(error ? { members_error: error } : {}), instances } };
   }
 
