@@ -126,3 +126,46 @@ test('gatherLive on a three-member etcd with every instance live: no finding', a
   assert.equal('members' in s.etcd && s.etcd.members, 3);
   assert.deepEqual(auditLive(c, s), []);
 });
+
+test('audit subsystem (cluster mode): GET /v1/audit reports the live single points of failure and records them once as events', async (t) => {
+  const { Registry } = await import('prom-client');
+  const { EventBus } = await import('../core/events.js');
+  const { createLogger } = await import('../core/logger.js');
+  const { SqliteStore } = await import('../store/sqlite.js');
+  const { createAudit, AuditSubsystem } = await import('./subsystem.js');
+  const cluster = await startEtcdCluster(3);
+  t.after(() => cluster.stop());
+  const c = configSchema.parse({
+    cluster: { name: 'prod', instances: [{ name: 'bw-1', api: '127.0.0.1:7071', zone: 'a' }, { name: 'bw-2', api: '127.0.0.2:7072', zone: 'b' }] },
+    coordination: { kind: 'etcd', endpoints: cluster.endpoints },
+  });
+  const coords = ['bw-1', 'bw-2'].map((n) => new EtcdCoordination({ endpoints: cluster.endpoints, prefix: '/audit-sub', ttlMs: 2000, identity: n, clock: systemClock }));
+  t.after(async () => {
+    for (const x of coords) await x.close();
+  });
+  const m1 = await register(coords[0] as EtcdCoordination, 'bw-1', '127.0.0.1:7071');
+  const events = new EventBus();
+  const seen: string[] = [];
+  events.on('audit.event', (e) => seen.push(`${e.kind} ${e.subject}`));
+  const deps = { config: c, baseDir: process.cwd(), events, logger: createLogger({ level: 'fatal' }), clock: systemClock, metrics: new Registry(), store: SqliteStore.open(':memory:'), instance: { name: 'bw-1', api: '127.0.0.1:7071' }, coordination: coords[0] };
+  const sub = createAudit(deps);
+  assert.ok(sub instanceof AuditSubsystem, 'in cluster mode the audit runs even without backup plans');
+  assert.equal(createAudit({ ...deps, instance: undefined }), undefined, 'outside cluster mode, without plans, no audit');
+  await sub.start();
+  t.after(() => sub.stop());
+  const route = sub.routes().find((r) => r.path === '/v1/audit');
+  const ask = async () => (await route?.handle({} as never)) as { ok: boolean; spof: Array<{ subject: string; severity: string; problem: string }> };
+  const one = await ask();
+  assert.equal(one.ok, false);
+  assert.ok(one.spof.some((f) => f.subject === 'cluster.instances' && /a single live instance \(bw-1 of 2\)/.test(f.problem)), JSON.stringify(one.spof));
+  await ask();
+  assert.deepEqual(seen.filter((s) => s === 'audit.spof.violation cluster.instances'), ['audit.spof.violation cluster.instances'], 'recorded once, not at every evaluation');
+  const m2 = await register(coords[1] as EtcdCoordination, 'bw-2', '127.0.0.2:7072');
+  const two = await ask();
+  assert.deepEqual(two.spof.filter((f) => f.severity === 'violation'), []);
+  assert.equal(two.ok, true);
+  assert.ok(seen.includes('audit.spof.resolved cluster.instances'));
+  assert.match(await deps.metrics.metrics(), /bulwark_audit_spof_violations 0/);
+  await m1.stop();
+  await m2.stop();
+});

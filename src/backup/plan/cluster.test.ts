@@ -85,6 +85,8 @@ test('plans in cluster mode: only the job lease holder runs the schedule; a grac
   assert.equal(second.runs.length, 0, 'the instance without the lease ran nothing');
   assert.equal((first.sub.status() as { plans: Array<{ scheduled_here: boolean }> }).plans[0]?.scheduled_here, true);
   assert.equal((second.sub.status() as { plans: Array<{ scheduled_here: boolean }> }).plans[0]?.scheduled_here, false);
+  assert.equal((first.sub.status() as { rows: Array<{ scheduled: string }> }).rows[0]?.scheduled, 'here');
+  assert.equal((second.sub.status() as { rows: Array<{ scheduled: string }> }).rows[0]?.scheduled, 'elsewhere');
   await first.stop();
   gone.add(first);
   const handedOverAt = Date.now();

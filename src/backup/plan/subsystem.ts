@@ -269,7 +269,7 @@ export class PlansSubsystem implements Subsystem {
     const mins = (ms: number | undefined): string => (ms === undefined ? '-' : ms < 120_000 ? `${Math.round(ms / 1000)}s` : ms < 7_200_000 ? `${Math.round(ms / 60_000)}m` : `${Math.round(ms / 3_600_000)}h`);
     return {
       // a table for `bulwark status` (one row per plan target)
-      columns: ['plan', 'target', 'media', 'last_success', 'age', 'rpo', 'size', 'errors', 'verified', 'rto', 'state', 'error'],
+      columns: ['plan', 'target', 'media', 'last_success', 'age', 'rpo', 'size', 'errors', 'verified', 'rto', 'state', ...(this.#once ? ['scheduled'] : []), 'error'],
       rows: rows.flatMap((r) =>
         r.targets.map((t) => ({
           plan: r.plan,
@@ -283,6 +283,7 @@ export class PlansSubsystem implements Subsystem {
           verified: t.lastCheckOk === undefined ? 'never' : t.lastCheckOk ? 'ok' : `${t.lastCheckErrors ?? 1} errors`,
           rto: t.rtoMs === undefined ? '-' : mins(t.rtoMs),
           state: this.#plans.get(r.plan)?.running ?? 'idle',
+          ...(this.#once ? { scheduled: this.holder(r.plan) ? 'here' : 'elsewhere' } : {}),
           error: t.lastError,
         })),
       ),
