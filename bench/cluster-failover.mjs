@@ -238,7 +238,7 @@ function patroniSide(lab, etcd) {
 // The cluster-mode config (the issue #10 contract) and the status shape live in
 // src/it/lab/bulwark.ts (clusterConfig, readDbStatus): the only place to adjust.
 function bulwarkSide(lab, etcd) {
-  const bw = new LabBulwark(lab, etcd, { settings: PG_SETTINGS, synchronous: true, leaseTtl: '3s' });
+  const bw = new LabBulwark(lab, etcd, { settings: PG_SETTINGS, synchronous: true, leaseTtl: '2s' });
   const c1 = lab.host('c1');
   const side = {
     name: 'bulwark',
@@ -318,7 +318,7 @@ try {
   const etcd = await startLabEtcd(lab);
   log(`lab ${lab.id}: hosts ${lab.hosts('host').map((h) => `${h.name}=${h.address}`).join(' ')}, client c1=${lab.host('c1').address}; etcd ${etcd.endpoints.length} members (heartbeat 100 ms, election 1000 ms)`);
   if (!opt['no-bulwark']) {
-    log(`Bulwark (cluster mode, synchronous, lease_ttl 3s): ${RUNS} host kills`);
+    log(`Bulwark (cluster mode, synchronous, lease_ttl 2s): ${RUNS} host kills`);
     try {
       results.bulwark = await bench(lab, etcd, bulwarkSide(lab, etcd));
     } catch (err) {

@@ -259,6 +259,7 @@ export class PgCluster {
       this.#d.logger.info({ database: this.name, node: p.spec.name }, 'initdb');
       if (this.#walDir) prepareWalDir(this.#walDir, this.#osOwner());
       await p.ctl.initdb(this.#walDir ? { ...archiveSettings(this.#walDir, c.archive_timeout), ...c.settings } : c.settings, c.standby === 'hot');
+      if (c.hba.length) p.ctl.allowHosts([], c.hba);
     }
     if (this.#fenced.has(p.spec.name) || (p.ctl.isStandbyConfigured() && !p.pidAlive)) {
       throw new BulwarkError('BULWARK_DB_NO_PRIMARY', `database ${this.name}: the recorded primary ${p.spec.name} is fenced or configured as a standby, and Bulwark will not start it as a primary`, {

@@ -51,6 +51,8 @@ interface NodeRt {
   lastStreamingAt: number;
   /** Only for nodes beside this instance. */
   local: { ctl: PgCtl; watchdog: Watchdog } | undefined;
+  /** An observation still under way (a dead host answers nothing: the loop does not wait for it). */
+  inflight: Promise<void> | undefined;
 }
 
 /** A switchover asked of the cluster (db/<name>/switchover), done by the leader. */
@@ -97,7 +99,7 @@ export class DistributedCluster {
         const tools = { binDir: c.bin_dir, osUser: c.os_user, superuser: c.superuser, logFile: join(deps.stateDir, 'failover', deps.name, `${n.name}.log`) };
         local = { ctl: new PgCtl(spec, tools), watchdog: new Watchdog({ dir: join(deps.stateDir, 'failover', deps.name, 'watchdog'), node: spec, tools }) };
       }
-      this.#nodes.set(n.name, { spec, instance, zone, obs: undefined, fails: 0, lastOkAt: 0, lastStreamingAt: 0, local });
+      this.#nodes.set(n.name, { spec, instance, zone, obs: undefined, fails: 0, lastOkAt: 0, lastStreamingAt: 0, local, inflight: undefined });
     }
     // Self-fencing: the moment this instance stops trusting its lease, a primary beside it stops
     // taking writes — before the lease can expire at etcd and be granted to another node.
@@ -160,27 +162,61 @@ export class DistributedCluster {
       this.#d.logger.error({ database: this.name, err: describeError(err) }, 'cluster loop error');
     } finally {
       this.#ticking = false;
-      this.#schedule(this.#d.config.probe_interval);
+      this.#schedule(this.#inDoubt() ? Math.min(100, this.#d.config.probe_interval) : this.#d.config.probe_interval);
     }
+  }
+
+  /**
+   * Not leading, and the recorded primary did not answer this round: its lease may expire any
+   * moment, so look again soon (the observations themselves keep their own pace: an unanswered
+   * one is not started twice).
+   */
+  #inDoubt(): boolean {
+    const p = this.#state?.primary ? this.#nodes.get(this.#state.primary) : undefined;
+    return !this.#d.lease.isHeld() && p !== undefined && p.local === undefined && p.obs?.ok !== true;
   }
 
   #target(n: NodeRt): ObserveTarget {
     return { host: n.spec.host, port: n.spec.port, user: this.#d.config.superuser };
   }
 
+  /**
+   * Observes every node at once. The loop waits for the answers only briefly: a node whose host
+   * died answers nothing until the observation's own timeout, and waiting for it would slow every
+   * decision (the first failover measured in the lab spent a second per round on the dead node).
+   * A node that has not answered by then counts as a failed observation this round.
+   */
   async #observeAll(): Promise<void> {
     const timeout = Math.max(300, Math.min(1500, this.#d.config.probe_interval * 2));
     const clock = this.#d.clock;
-    await Promise.all(
-      [...this.#nodes.values()].map(async (n) => {
-        const pidGone = n.local !== undefined && n.local.ctl.postmasterPid() === undefined;
-        const o = pidGone ? { ok: false, error: 'postmaster not running', at: clock.now() } : await observe(this.#target(n), timeout, () => clock.now());
-        n.obs = o;
-        n.fails = o.ok ? 0 : n.fails + 1;
-        if (o.ok) n.lastOkAt = o.at;
-        if (o.ok && o.inRecovery && o.receiverStatus === 'streaming') n.lastStreamingAt = o.at;
-      }),
-    );
+    const settle = (n: NodeRt, o: Observation): void => {
+      n.obs = o;
+      n.fails = o.ok ? 0 : n.fails + 1;
+      if (o.ok) n.lastOkAt = o.at;
+      if (o.ok && o.inRecovery && o.receiverStatus === 'streaming') n.lastStreamingAt = o.at;
+    };
+    const pending: NodeRt[] = [];
+    for (const n of this.#nodes.values()) {
+      if (n.local !== undefined && n.local.ctl.postmasterPid() === undefined) {
+        settle(n, { ok: false, error: 'postmaster not running', at: clock.now() });
+        continue;
+      }
+      if (!n.inflight) {
+        n.inflight = observe(this.#target(n), timeout, () => clock.now()).then((o) => {
+          n.inflight = undefined;
+          settle(n, o);
+        });
+      }
+      pending.push(n);
+    }
+    // the nodes beside this instance are waited for (their observation's own timeout): a slow answer
+    // from a loaded local primary must not count as a failure and fence it
+    await Promise.all(pending.filter((n) => n.local).map((n) => n.inflight));
+    const wait = Math.min(300, Math.max(50, Math.floor(this.#d.config.probe_interval * 0.6)));
+    let timer: Timer | undefined;
+    await Promise.race([Promise.all(pending.map((n) => n.inflight)), new Promise<void>((r) => (timer = clock.setTimeout(r, wait)))]);
+    timer?.cancel();
+    for (const n of pending) if (n.inflight) settle(n, { ok: false, error: `no answer within ${wait} ms`, at: clock.now() });
     const p = this.#state?.primary ? this.#nodes.get(this.#state.primary) : undefined;
     for (const n of this.#nodes.values()) {
       this.#d.metrics.role(this.name, n.spec.name, this.#roleOf(n));
@@ -274,6 +310,8 @@ export class DistributedCluster {
       }
       if (!got) return;
       this.#d.logger.warn({ database: this.name, node: n.spec.name, as: d.as, reason: d.reason }, 'took the leader lease');
+      this.#holder = this.#d.lease.identity;
+      this.#leaderExists = true;
       await this.#becomeLeader(n, d.as, d.reason);
       return;
     }
@@ -378,7 +416,7 @@ export class DistributedCluster {
       if (as === 'bootstrap' && !local.ctl.initialized()) {
         this.#d.logger.info({ database: this.name, node: n.spec.name }, 'initdb (fresh cluster)');
         await local.ctl.initdb(c.settings, c.standby === 'hot');
-        local.ctl.allowHosts(this.#allowedHosts());
+        local.ctl.allowHosts(this.#allowedHosts(), c.hba);
       }
       if (as === 'bootstrap' || as === 'restart' || as === 'adopt') {
         if (local.ctl.postmasterPid() === undefined) await local.ctl.start();
@@ -389,6 +427,9 @@ export class DistributedCluster {
         await local.ctl.promote();
         local.ctl.clearFenced();
         const promotedAt = clock.now();
+        // route to it at once (this round's observation still saw a standby)
+        n.obs = { ok: true, inRecovery: false, lsn: n.obs?.ok ? n.obs.lsn : undefined, at: promotedAt };
+        n.fails = 0;
         const next = this.#syncCandidate(n, old);
         const state: SharedDbState = {
           ...(this.#state ?? emptyState()),

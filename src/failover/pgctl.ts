@@ -173,12 +173,12 @@ export class PgCtl {
   }
 
   /** Lets the other hosts of a cluster connect (replication, rewind, observation, the instances' listeners): trust from exactly these addresses. */
-  allowHosts(addresses: readonly string[]): void {
-    if (addresses.length === 0) return;
+  allowHosts(addresses: readonly string[], extra: readonly string[] = []): void {
+    if (addresses.length === 0 && extra.length === 0) return;
     const lines = addresses.flatMap((a) => {
       const cidr = a.includes(':') ? `${a}/128` : `${a}/32`;
       return [`host all all ${cidr} trust`, `host replication all ${cidr} trust`];
-    });
+    }).concat(extra);
     appendFileSync(join(this.node.dataDir, 'pg_hba.conf'), `\n# --- written by Bulwark (cluster mode: the nodes' and instances' hosts) ---\n${lines.join('\n')}\n`);
   }
 

@@ -117,6 +117,8 @@ const databaseSchema = z.strictObject({
   bin_dir: z.string().default('/usr/lib/postgresql/15/bin'),
   /** Operating-system user the PostgreSQL tools run as when Bulwark runs as root. */
   os_user: z.string().default('postgres'),
+  /** Extra pg_hba.conf lines written at initdb (clones copy them), e.g. "host all app 10.0.2.0/24 scram-sha-256". Cluster mode adds trust lines for the nodes' and instances' hosts only. */
+  hba: z.array(z.string().regex(/^(local|host|hostssl|hostnossl|hostgssenc|hostnogssenc)\s+\S+/, { message: 'expected a pg_hba.conf line like "host all all 10.0.0.0/24 scram-sha-256"' })).default([]),
   /** Extra postgresql.conf settings written at initdb (e.g. shared_buffers: 16MB). */
   settings: z.record(z.string(), z.union([z.string(), z.number(), z.boolean()])).default({}),
   /** Rewind (or re-clone) a former primary and start it as a standby automatically. */

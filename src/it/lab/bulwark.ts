@@ -51,6 +51,8 @@ export function clusterConfig(spec: ClusterSpec): Record<string, unknown> {
         listen: `0.0.0.0:${WRITE_PORT}`,
         read_listen: `0.0.0.0:${READ_PORT}`,
         synchronous: spec.synchronous ?? true,
+        // the lab's client host reads rows and replication state straight from the nodes
+        hba: ['host all all 198.18.0.0/15 trust'],
         ...(spec.settings ? { settings: spec.settings } : {}),
         nodes: spec.hosts.map((h, i) => ({ name: `pg-${i + 1}`, instance: `bw-${i + 1}`, host: h.address, port: PG_PORT, data_dir: spec.pgDirs[i] })),
       },
