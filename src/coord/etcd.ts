@@ -115,16 +115,6 @@ export class EtcdCoordination implements Coordination {
     return lease;
   }
 
-  /** The etcd cluster's members, as etcd lists them. */
-  async etcdMembers(): Promise<EtcdMember[]> {
-    try {
-      const r = await withDeadline(this.#client.cluster.memberList({}), CALL_DEADLINE_MS * 2, 'etcd member list');
-      return r.members.map((m) => ({ id: String(m.ID), name: m.name, peer_urls: m.peerURLs, client_urls: m.clientURLs, learner: m.isLearner }));
-    } catch (err) {
-      throw this.#unavailable(err);
-    }
-  }
-
   async close(): Promise<void> {
     for (const l of this.#leases.splice(0)) await l.close();
     await this.#kv.close();
