@@ -63,6 +63,8 @@ export class Daemon {
   #startedAt = 0;
   #unsubscribe: Array<() => void> = [];
   #membership: Membership | undefined;
+  /** Subsystems whose status() threw at the last status(). */
+  #statusErrors = new Set<string>();
   /** The shared API token, used to ask peers for their status and events. */
   #token: string | undefined;
 
@@ -127,16 +129,12 @@ export class Daemon {
     return this.#loaded.instance?.name ?? this.#coord?.identity ?? 'bulwark';
   }
 
+  /**
+   * Cheap on purpose (it runs every refresh): the subsystems running, and those whose status
+   * failed the last time it was asked (a status can be costly: the SLO report, say).
+   */
   #healthSummary(): MemberHealth {
-    const errors: string[] = [];
-    for (const s of this.#subsystems) {
-      try {
-        s.status();
-      } catch {
-        errors.push(s.name);
-      }
-    }
-    return { subsystems: this.#subsystems.length, errors };
+    return { subsystems: this.#subsystems.length, errors: [...this.#statusErrors] };
   }
 
   get #subsystems(): Subsystem[] {
@@ -241,8 +239,10 @@ export class Daemon {
     for (const s of this.#subsystems) {
       try {
         subsystems[s.name] = s.status();
+        this.#statusErrors.delete(s.name);
       } catch (err) {
         subsystems[s.name] = { error: describeError(err) };
+        this.#statusErrors.add(s.name);
       }
     }
     return { version: VERSION, started_at: this.#startedAt, config_file: this.#loaded.file, instance: this.#loaded.instance?.name ?? null, subsystems };

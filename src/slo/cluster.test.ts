@@ -148,6 +148,10 @@ test('SLOs across instances on etcd: each counts both instances\' traffic; only 
   assert.ok(ra && (ra.slos[0]?.total ?? 0) >= 10);
   assert.ok(a.alerts.length >= 1 && a.alerts.every((x) => x.state === 'firing'), 'the holder fires on the whole cluster\'s errors');
   assert.deepEqual(b.alerts, [], 'the other instance fires nothing');
+  await b.sub.clusterTick();
+  const rowsOf = (x: SloSubsystem) => (x.status() as { rows: Array<{ alerts: string }> }).rows;
+  assert.equal(rowsOf(b.sub)[0]?.alerts, rowsOf(a.sub)[0]?.alerts, 'the other instance shows the holder\'s open alerts');
+  assert.match(rowsOf(b.sub)[0]?.alerts ?? '', /page/);
   const firedByA = a.alerts.length;
 
   // a stops (lease released); b becomes the holder and carries the open alerts on: no second firing

@@ -71,6 +71,8 @@ export class SloSubsystem implements Subsystem {
   readonly #cluster: { lease: LeaderLease; puller: SliPuller; coordination: Coordination } | undefined;
   #heldLease = false;
   #pullErrors: Record<string, string> = {};
+  /** Cluster mode, not the holder: the open alerts as the holder last published them (slo -> tiers). */
+  #sharedFiring: Map<string, number[]> | undefined;
   readonly #repo: SloRepo;
   readonly #engine: SloEngine;
   readonly #agg = new MinuteAggregator();
@@ -178,7 +180,15 @@ export class SloSubsystem implements Subsystem {
       if (held && !this.#heldLease) await this.#adoptAlerts(c);
       this.#heldLease = held;
       if (!this.#running) return undefined;
-      if (!held) return this.#evaluate(false);
+      if (!held) {
+        // Show what the holder says is firing, not this instance's own (stale) alert state.
+        const text = await c.coordination.kv.get(ALERTS_KEY).catch(() => undefined);
+        const shared = text === undefined ? [] : (JSON.parse(text) as KvAlert[]);
+        this.#sharedFiring = new Map();
+        for (const a of shared) this.#sharedFiring.set(a.slo, [...(this.#sharedFiring.get(a.slo) ?? []), a.tier]);
+        return this.#evaluate(false);
+      }
+      this.#sharedFiring = undefined;
       const r = this.#evaluate(true);
       await c.coordination.kv.putIfHolder(c.lease, ALERTS_KEY, JSON.stringify(this.#repo.openAlerts().map((a): KvAlert => ({ slo: a.slo, tier: a.tier, severity: a.severity, tier_window: a.tier_window, threshold: a.threshold, fired_at: a.fired_at, burn_long: a.burn_long, burn_short: a.burn_short }))));
       return r;
@@ -436,7 +446,8 @@ export class SloSubsystem implements Subsystem {
     }
     const rows = this.#engine.definitions.map((d) => {
       const s = r?.slos.find((x) => x.name === d.name);
-      const firing = [...(this.#firing.get(d.name)?.keys() ?? [])].map((i) => d.tiers[i]?.severity).filter(Boolean);
+      const open = this.#sharedFiring && !this.evaluatesAlerts ? (this.#sharedFiring.get(d.name) ?? []) : [...(this.#firing.get(d.name)?.keys() ?? [])];
+      const firing = open.map((i) => d.tiers[i]?.severity).filter(Boolean);
       return {
         slo: d.name,
         service: d.config.service,
