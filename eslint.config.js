@@ -3,7 +3,7 @@
 // A subsystem importing another subsystem, or anything importing app/, cli/ or api/ from below, fails.
 import tseslint from 'typescript-eslint';
 
-const SUBSYSTEMS = ['proxy', 'failover', 'backup', 'slo', 'audit', 'drill'];
+const SUBSYSTEMS = ['proxy', 'failover', 'backup', 'slo', 'audit', 'drill', 'notify'];
 const SERVICES = ['health', 'coord', 'store'];
 const EDGES = ['app', 'cli', 'api', 'web'];
 

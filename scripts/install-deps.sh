@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Installs the real components the tests use, from Debian's packages, when they are missing:
 # PostgreSQL 15 (server), etcd, OpenSSH server (SFTP), Chromium (dashboard tests), iproute2 and
-# nftables (the multi-host lab: network namespaces and partitions, src/it/lab/).
+# nftables (the multi-host lab: network namespaces and partitions, src/it/lab/), promtool
+# (Prometheus rules and metrics checks), Alertmanager (notification tests) and HAProxy (the
+# proxy's request-smuggling tests run the same requests against it).
 set -euo pipefail
 
 need=()
@@ -14,6 +16,9 @@ have openssl || need+=(openssl)   # vault TLS tests make a self-signed certifica
 have /usr/bin/chromium || need+=(chromium)
 have ip || have /usr/sbin/ip || need+=(iproute2)
 have nft || have /usr/sbin/nft || need+=(nftables)
+have promtool || need+=(prometheus)
+have prometheus-alertmanager || need+=(prometheus-alertmanager)
+have haproxy || need+=(haproxy)
 
 if [ ${#need[@]} -gt 0 ]; then
   if [ "$(id -u)" != 0 ]; then
@@ -26,4 +31,4 @@ if [ ${#need[@]} -gt 0 ]; then
   apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
 fi
 mkdir -p /run/sshd 2>/dev/null || true
-echo "test dependencies present: postgres, etcd, sshd, chromium, iproute2, nftables"
+echo "test dependencies present: postgres, etcd, sshd, chromium, iproute2, nftables, promtool, alertmanager, haproxy"

@@ -112,16 +112,8 @@ export async function within<T>(p: Promise<T>, ms: number, fallback: () => T): P
   }
 }
 
-export interface EventRow {
-  at: number;
-  kind: string;
-  subject: string;
-  message: string;
-  instance: string;
-}
-
-/** Merges the events of several instances, newest first, at most `limit`. Pure. */
-export function mergeEvents(lists: ReadonlyArray<{ instance: string; events: ReadonlyArray<Omit<EventRow, 'instance'>> }>, limit: number): EventRow[] {
+/** Merges the events of several instances, newest first, at most `limit`, each tagged with its instance. Pure. */
+export function mergeEvents<E extends { at: number }>(lists: ReadonlyArray<{ instance: string; events: readonly E[] }>, limit: number): Array<E & { instance: string }> {
   return lists
     .flatMap((l) => l.events.map((e) => ({ ...e, instance: l.instance })))
     .sort((a, b) => b.at - a.at || a.instance.localeCompare(b.instance))

@@ -13,8 +13,10 @@ import { VERSION } from '../core/version.js';
 import { readSecret } from '../core/secrets.js';
 import { createCoordination, listMembers, Membership, type Coordination, type MemberHealth } from '../coord/index.js';
 import { SqliteStore } from '../store/sqlite.js';
-import { fetchPeer, gatherPeers, mergeEvents, within, PEER_TIMEOUT_MS, type EventRow, type MemberRow, type InstanceView } from './cluster-view.js';
+import { fetchPeer, gatherPeers, mergeEvents, within, PEER_TIMEOUT_MS, type MemberRow, type InstanceView } from './cluster-view.js';
 import { SUBSYSTEM_FACTORIES, type AppDeps, type PeerClient, type SubsystemFactory } from './subsystems.js';
+import { EventsFeed } from './events-feed.js';
+import { snapshotRoutes } from './snapshot-browser.js';
 
 export interface DaemonOptions {
   logger: Logger;
@@ -62,6 +64,7 @@ export class Daemon {
   #routesVersion = 0;
   #startedAt = 0;
   #unsubscribe: Array<() => void> = [];
+  #feed: EventsFeed | undefined;
   #membership: Membership | undefined;
   /** Subsystems whose status() threw at the last status(). */
   #statusErrors = new Set<string>();
@@ -74,7 +77,11 @@ export class Daemon {
     this.#clock = opts.clock ?? systemClock;
     this.#factories = opts.factories ?? SUBSYSTEM_FACTORIES;
     this.events = new EventBus((event, err) => this.#logger.error({ event, err: describeError(err) }, 'event listener failed'));
-    collectDefaultMetrics({ register: this.metrics, prefix: 'bulwark_' });
+    // Standard unprefixed process_* and nodejs_* metrics (what dashboards for any exporter expect),
+    // less the three gauges named *_total that `promtool check metrics` rejects (their per-type
+    // versions nodejs_active_{handles,requests,resources} stay).
+    collectDefaultMetrics({ register: this.metrics });
+    for (const n of ['nodejs_active_handles_total', 'nodejs_active_requests_total', 'nodejs_active_resources_total']) this.metrics.removeSingleMetric(n);
     new Gauge({ name: 'bulwark_build_info', help: 'Bulwark version', labelNames: ['version'], registers: [this.metrics] }).set({ version: VERSION }, 1);
     new Gauge({
       name: 'bulwark_up_since_seconds',
@@ -98,11 +105,9 @@ export class Daemon {
     this.#store = store;
     this.#coord = createCoordination(this.#loaded.config.coordination, { clock: this.#clock, ...(this.#loaded.instance ? { identity: this.#loaded.instance.name } : {}) });
     (this.metrics.getSingleMetric('bulwark_up_since_seconds') as Gauge).set(Math.floor(this.#startedAt / 1000));
-    this.#unsubscribe.push(
-      this.events.on('audit.event', (e) => {
-        store.run('INSERT INTO events (at, kind, subject, message, data) VALUES (?, ?, ?, ?, ?)', e.at, e.kind, e.subject, e.message, e.data ? JSON.stringify(e.data) : null);
-      }),
-    );
+    const feed = new EventsFeed(store, () => this.#clock.now());
+    this.#feed = feed;
+    this.#unsubscribe.push(this.events.on('audit.event', (e) => feed.record(e)));
     this.#slots = this.#factories.map(() => undefined);
     try {
       const api = this.#loaded.config.api;
@@ -196,6 +201,7 @@ export class Daemon {
   async stop(): Promise<void> {
     await this.#membership?.stop();
     this.#membership = undefined;
+    this.#feed?.closeStreams();
     for (const s of [...this.#subsystems].reverse()) {
       try {
         await s.stop();
@@ -268,20 +274,39 @@ export class Daemon {
     return { ...local, cluster: { name: cluster?.name ?? null, self, members: rows, ...(error ? { members_error: error } : {}), instances } };
   }
 
-  /** Recent events of every instance (this one's from its store, the others' over their APIs), newest first. */
-  async clusterEvents(limit: number): Promise<{ events: EventRow[]; unreachable: Array<{ instance: string; error: unknown }> }> {
-    const self = this.selfName;
-    const peers = (this.#loaded.config.cluster?.instances ?? []).filter((i) => i.name !== self);
-    const answers = await Promise.all(peers.map((p) => fetchPeer(p.api, `/v1/events?scope=local&limit=${limit}`, this.#token)));
-    const lists = [{ instance: self, events: this.recentEvents(limit) }];
-    const unreachable: Array<{ instance: string; error: unknown }> = [];
-    answers.forEach((a, i) => {
-      const name = (peers[i] as { name: string }).name;
-      const events = (a.body as { events?: unknown } | undefined)?.events;
-      if (a.ok && Array.isArray(events)) lists.push({ instance: name, events: events as EventRow[] });
-      else unreachable.push({ instance: name, error: a.error ?? { code: 'BULWARK_CLUSTER_REMOTE', message: `instance ${name} answered without events` } });
-    });
-    return { events: mergeEvents(lists, limit), unreachable };
+  /**
+   * GET /v1/events: this instance's event feed (the same query parameters), and in cluster mode
+   * (unless ?scope=local) merged with every other instance's, asked concurrently with ?scope=local
+   * and a 1 s timeout; each event names its instance, and those that did not answer are listed.
+   */
+  #eventsRoute(local: Route): Route {
+    return {
+      method: 'GET',
+      path: '/v1/events',
+      handle: async (ctx) => {
+        const scope = scopeOf(ctx.url);
+        const mine = (await local.handle(ctx)) as { events: Array<{ at: number }> };
+        const cluster = this.#loaded.config.cluster;
+        if (!cluster) return mine;
+        const self = this.selfName;
+        const tagged = { instance: self, events: mine.events.map((e) => ({ ...e, instance: self })) };
+        if (scope === 'local') return tagged;
+        const qs = new URLSearchParams(ctx.url.searchParams);
+        qs.set('scope', 'local');
+        const limit = Math.min(1000, Number(qs.get('limit') ?? 50) || 50);
+        const peers = cluster.instances.filter((i) => i.name !== self);
+        const answers = await Promise.all(peers.map((p) => fetchPeer(p.api, `/v1/events?${qs.toString()}`, this.#token)));
+        const lists: Array<{ instance: string; events: Array<{ at: number }> }> = [tagged];
+        const unreachable: Array<{ instance: string; error: unknown }> = [];
+        answers.forEach((a, i) => {
+          const name = (peers[i] as { name: string }).name;
+          const events = (a.body as { events?: unknown } | undefined)?.events;
+          if (a.ok && Array.isArray(events)) lists.push({ instance: name, events: events as Array<{ at: number }> });
+          else unreachable.push({ instance: name, error: a.error ?? { code: 'BULWARK_CLUSTER_REMOTE', message: `instance ${name} answered without events` } });
+        });
+        return { events: mergeEvents(lists, limit), unreachable };
+      },
+    };
   }
 
   /** Changes whenever the set of routes changes (a subsystem was added). */
@@ -290,17 +315,9 @@ export class Daemon {
   }
 
   routes(): Route[] {
-    const own: Route[] = [
-      {
-        method: 'GET',
-        path: '/v1/events',
-        handle: ({ url }) => {
-          const limit = Math.min(1000, Number(url.searchParams.get('limit') ?? 50) || 50);
-          if (scopeOf(url) === 'local') return { instance: this.selfName, events: this.recentEvents(limit).map((e) => ({ ...e, instance: this.selfName })) };
-          return this.clusterEvents(limit);
-        },
-      },
-    ];
+    const feed = this.#feed?.routes() ?? [];
+    const local = feed.find((r) => r.method === 'GET' && r.path === '/v1/events');
+    const own: Route[] = [...(local ? [this.#eventsRoute(local)] : []), ...feed.filter((r) => r !== local), ...snapshotRoutes({ config: () => this.#loaded, clock: this.#clock })];
     return [...own, ...this.#subsystems.flatMap((s) => s.routes?.() ?? [])];
   }
 

@@ -11,6 +11,7 @@ import { proxyDemoPart } from '../proxy/demo.js';
 import { sloDemoPart } from '../slo/demo.js';
 import { failoverDemoPart } from '../failover/demo.js';
 import { backupDemoPart } from '../backup/plan/demo.js';
+import { notifyDemoPart } from '../notify/demo.js';
 
 export interface DemoContext {
   /** Scratch directory the demo owns; removed on stop. */
@@ -31,6 +32,7 @@ export const DEMO_PARTS: Array<() => DemoPart> = [
   sloDemoPart, // after proxy: its SLOs name the demo's web service
   failoverDemoPart, // a PostgreSQL pair when PostgreSQL 15 is installed
   backupDemoPart, // a 3-2-1-1-0 plan: two local disks and a loopback vault (offsite, immutable)
+  notifyDemoPart, // every incident to a loopback webhook receiver (notifications.jsonl in the demo directory)
 ];
 
 export interface Demo {

@@ -9,6 +9,7 @@ import { planBaseBackups } from './pgbackups.js';
 import { createSlo } from '../slo/subsystem.js';
 import { createPlans } from '../backup/plan/subsystem.js';
 import { createAudit } from '../audit/subsystem.js';
+import { createNotify } from '../notify/index.js';
 
 /** What the composition root gives factories: the subsystem deps plus the one coordination service of this instance. */
 export interface AppDeps extends SubsystemDeps {
@@ -34,4 +35,5 @@ export const SUBSYSTEM_FACTORIES: SubsystemFactory[] = [
   createSlo, // after health and proxy: it records their events
   createPlans, // 3-2-1 backup plans: schedules, verification, drills, RPO
   createAudit, // after plans: re-evaluates 3-2-1-1-0 on their backup.run events
+  createNotify, // listens to every incident the others publish; started last, stopped first
 ];

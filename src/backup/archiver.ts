@@ -9,7 +9,7 @@ import { BulwarkError } from '../core/errors.js';
 import type { ChunkerParams } from './chunker.js';
 import { ExcludeMatcher } from './glob.js';
 import { BLOB_DATA } from './format.js';
-import { prepareTree, type BlobSink, type PreparedBlob } from './repository.js';
+import { prepareTree, type BlobSink, type PreparedBlob } from './sink.js';
 import type { SnapshotSummary, Tree, TreeNode } from './types.js';
 import type { WorkerReply, WorkerRequest } from './worker.js';
 
@@ -104,13 +104,25 @@ export class ChunkPool {
       const ring = this.#rings[wi] as SharedArrayBuffer;
       const payload = new Uint8Array(ring, m.slot * (ring.byteLength / SLOTS), m.length); // valid until acked
       const blob: PreparedBlob = { type: BLOB_DATA, sha: Buffer.from(m.sha.buffer, m.sha.byteOffset, m.sha.byteLength), rawLength: m.rawLength, payload, compressed: m.compressed };
-      j.chain = j.chain.then(async () => {
-        try {
-          await j.onChunk(blob);
-        } finally {
-          w.postMessage({ t: 'ack', slot: m.slot } satisfies WorkerRequest);
-        }
-      });
+      const ack = (): void => w.postMessage({ t: 'ack', slot: m.slot } satisfies WorkerRequest);
+      // Every slot is acked, also once the job has failed: a worker waiting for a free slot would
+      // otherwise wait forever (a backup hung on a full disk). A failed job is cancelled.
+      j.chain = j.chain.then(
+        async () => {
+          try {
+            await j.onChunk(blob);
+          } catch (err) {
+            w.postMessage({ t: 'cancel', job: m.job } satisfies WorkerRequest);
+            throw err;
+          } finally {
+            ack();
+          }
+        },
+        (err: unknown) => {
+          ack();
+          throw err;
+        },
+      );
       j.chain.catch(() => undefined); // reported through 'done'/'error', or moot once the backup aborted
       return;
     }
@@ -259,7 +271,10 @@ export async function archive(opts: ArchiveOptions): Promise<ArchiveResult> {
   const ticker = setInterval(report, 250);
   ticker.unref();
 
+  // The first storage error aborts the whole backup promptly: no file is read after it.
+  let aborted: unknown;
   const store = async (b: PreparedBlob): Promise<void> => {
+    if (aborted !== undefined) throw aborted;
     for (const s of sinks) if (!s.has(b.sha)) await s.add(b);
   };
 
@@ -281,6 +296,7 @@ export async function archive(opts: ArchiveOptions): Promise<ArchiveResult> {
     const content: string[] = [];
     const sizes: number[] = [];
     let storageError: unknown;
+    if (aborted !== undefined) throw aborted;
     try {
       const size = await pool.chunkFile(abs, async (b) => {
         content.push(b.sha.toString('hex'));
@@ -296,7 +312,10 @@ export async function archive(opts: ArchiveOptions): Promise<ArchiveResult> {
       summary.bytesRead += size;
       return { content, sizes };
     } catch (err) {
-      if (storageError !== undefined) throw storageError; // the repository failed: abort the backup
+      if (storageError !== undefined) {
+        aborted ??= storageError;
+        throw storageError; // the repository failed: abort the backup
+      }
       if ((err as { fatal?: boolean }).fatal) throw err; // the worker pool failed: abort too
       fail(abs, err); // the file could not be read: count it, go on
       return undefined;
@@ -356,6 +375,7 @@ export async function archive(opts: ArchiveOptions): Promise<ArchiveResult> {
     }
     const pending: Promise<TreeNode | undefined>[] = [];
     for (const d of dirents) {
+      if (aborted !== undefined) throw aborted;
       const name = d.name;
       const child = join(abs, name);
       if (ex.excluded(child, name)) continue;

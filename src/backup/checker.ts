@@ -2,13 +2,16 @@
 // present with the right size, every snapshot and tree readable, every referenced chunk indexed),
 // and with readData the bytes: every selected pack re-hashed, its header and every blob decrypted
 // and its id re-derived. Damage is reported by pack, and attributed to the snapshot files it hits.
+// A pack no index lists is read by its header: referenced blobs there mean a lost index (an
+// error, `repair index`), none mean an interrupted backup (a warning, prune removes it).
 import { randomInt } from 'node:crypto';
 import { filePath } from './backend.js';
 import { aad, sha256 } from './crypto.js';
-import { decodeHeader, type BlobEntry } from './format.js';
-import { MemIndex } from './memindex.js';
+import { decodeHeader, FLAG_DAMAGED, type BlobEntry } from './format.js';
+import { buildIndex, damageMarks, entryKey, listPacks, readAllIndexFiles, scanUnindexed } from './repoindex.js';
 import type { Repository } from './repository.js';
-import type { SnapshotInfo, TreeNode } from './types.js';
+import { readSnapshots } from './snapshots.js';
+import type { TreeNode } from './types.js';
 
 export interface CheckOptions {
   readData?: boolean;
@@ -40,24 +43,33 @@ export interface CheckReport {
 export async function checkRepository(repo: Repository, opts: CheckOptions = {}): Promise<CheckReport> {
   const rep: CheckReport = { ok: true, errors: [], warnings: [], snapshots: 0, packs: 0, packsRead: 0, blobs: 0, damagedPacks: [] };
   const packEntries = new Map<string, { size: number; entries: BlobEntry[] }>();
-  const idx = new MemIndex();
-  for await (const f of repo.backend.list('index')) {
-    try {
-      for (const p of await repo.readIndexFile(f.name)) {
-        const known = packEntries.get(p.id);
-        if (known && known.size !== p.size) rep.errors.push(`${filePath({ type: 'index', name: f.name })}: pack ${p.id.slice(0, 16)} listed with size ${p.size}, elsewhere ${known.size}`);
-        if (!known) packEntries.set(p.id, { size: p.size, entries: p.entries });
-        for (const e of p.entries) idx.add(e.id, { pack: p.id, offset: e.offset, length: e.length, type: e.type, flags: e.flags });
-      }
-    } catch (err) {
-      rep.errors.push(`${filePath({ type: 'index', name: f.name })}: ${(err as Error).message}`);
+  // Key files that did not validate when the repository was opened (another key opened it).
+  for (const [file, message] of repo.problems) if (file.startsWith('keys/')) rep.errors.push(message.startsWith(file) ? message : `${file}: ${message}`);
+  const { files, damaged: damagedIndex } = await readAllIndexFiles(repo);
+  for (const d of damagedIndex) rep.errors.push(`${d.file}: ${d.message}`);
+  const marks = damageMarks(files);
+  for (const f of files) {
+    for (const p of f.packs) {
+      const known = packEntries.get(p.id);
+      if (known && known.size !== p.size) rep.errors.push(`${filePath({ type: 'index', name: f.name })}: pack ${p.id.slice(0, 16)} listed with size ${p.size}, elsewhere ${known.size}`);
+      if (!known) packEntries.set(p.id, { size: p.size, entries: p.entries.filter((e) => !(e.flags & FLAG_DAMAGED)) });
+      else for (const e of p.entries) if (!(e.flags & FLAG_DAMAGED) && !known.entries.some((x) => x.offset === e.offset && x.id.equals(e.id))) known.entries.push(e);
     }
   }
+  const onDisk = await listPacks(repo.backend);
+  rep.packs = onDisk.size;
+  // Packs no readable index lists: read their headers to tell "left by an interrupted backup"
+  // (nothing references them) from "unindexed because an index file is damaged or missing".
+  const scan = await scanUnindexed(repo, files, onDisk);
+  for (const d of scan.damaged) rep.errors.push(`${d.file} is not indexed and ${d.message.replace(/^\S+: /, '')}; prune keeps it`);
+  const unindexed = new Map(scan.packs.map((p) => [p.id, p]));
+  const idx = buildIndex(files, { fromHeaders: scan.packs }).index;
+  for (const p of scan.packs) packEntries.set(p.id, { size: p.size, entries: p.entries });
   repo.index = idx;
   rep.blobs = idx.size;
-  const onDisk = new Map<string, number>();
-  for await (const f of repo.backend.list('data')) onDisk.set(f.name, f.size);
-  rep.packs = onDisk.size;
+  let knownDamaged = 0;
+  for (const k of marks) if (onDisk.has(k.split(':')[0] as string)) knownDamaged++;
+  if (knownDamaged) rep.warnings.push(`${knownDamaged} blob copies are marked damaged (by \`repair packs\`): never used; a backup stores them again, prune drops them once unneeded`);
   // Blobs known to be unreadable, by the pack that should hold them (named with the files they hit).
   const damagedIds = new Set<string>();
   const damaged = new Map<string, DamagedPack>();
@@ -68,7 +80,6 @@ export async function checkRepository(repo: Repository, opts: CheckOptions = {})
       damaged.set(id, { pack: id, file: filePath({ type: 'data', name: id }), problems: [`missing (the index lists ${p.entries.length} blobs in it)`], damagedBlobs: p.entries.length, files: [] });
     } else if (size !== p.size) rep.errors.push(`${filePath({ type: 'data', name: id })} has size ${size}, the index says ${p.size}`);
   }
-  for (const id of onDisk.keys()) if (!packEntries.has(id)) rep.warnings.push(`${filePath({ type: 'data', name: id })} is not indexed (left by an interrupted backup; prune removes it)`);
 
   // Data: re-hash packs, decrypt every blob.
   if (opts.readData) {
@@ -94,7 +105,8 @@ export async function checkRepository(repo: Repository, opts: CheckOptions = {})
         problems.push(`unreadable: ${(err as Error).message}`);
       }
       if (raw) {
-        if (sha256(raw).toString('hex') !== id) problems.push('content does not match its name (SHA-256)');
+        const known = [...marks].some((k) => k.startsWith(`${id}:`)); // its marked damage explains a mismatch
+        if (!known && sha256(raw).toString('hex') !== id) problems.push('content does not match its name (SHA-256)');
         try {
           const hl = raw.readUInt32LE(raw.length - 4);
           const header = decodeHeader(repo.open(raw.subarray(raw.length - 4 - hl, raw.length - 4), aad('pack-header')));
@@ -106,6 +118,7 @@ export async function checkRepository(repo: Repository, opts: CheckOptions = {})
           problems.push('header damaged (the index still locates its blobs)');
         }
         for (const e of p.entries) {
+          if (marks.has(entryKey(id, e))) continue; // known damaged: reported above
           try {
             const plain = repo.openBlob(raw.subarray(e.offset, e.offset + e.length), e.id, e.flags, file);
             if (plain.length !== e.rawLength || !repo.idFor(sha256(plain)).equals(e.id)) throw new Error('plaintext does not match its id');
@@ -126,18 +139,11 @@ export async function checkRepository(repo: Repository, opts: CheckOptions = {})
   }
 
   // Snapshots and trees.
-  let snaps: SnapshotInfo[] = [];
-  for await (const f of repo.backend.list('snapshots')) {
-    try {
-      const s = JSON.parse((await repo.loadSealed('snapshots', f.name, 'snapshot')).toString('utf8')) as SnapshotInfo;
-      snaps.push({ ...s, id: f.name });
-    } catch (err) {
-      rep.errors.push(`${filePath({ type: 'snapshots', name: f.name })}: ${(err as Error).message}`);
-    }
-  }
-  snaps = snaps.sort((a, b) => a.time.localeCompare(b.time));
+  const { snapshots: snaps, damaged: damagedSnaps } = await readSnapshots(repo);
+  for (const d of damagedSnaps) rep.errors.push(`${d.file}: ${d.message}`);
   rep.snapshots = snaps.length;
   const treesOk = new Set<string>();
+  const referenced = new Set<string>();
   const hit = (id: Buffer, snap: string, path: string): void => {
     const hex = id.toString('hex');
     if (!damagedIds.has(hex)) return;
@@ -150,6 +156,7 @@ export async function checkRepository(repo: Repository, opts: CheckOptions = {})
     const walk = async (treeSha: string, path: string): Promise<void> => {
       if (damagedIds.size === 0 && treesOk.has(treeSha)) return;
       const tid = repo.idFor(Buffer.from(treeSha, 'hex'));
+      referenced.add(tid.toString('hex'));
       if (damagedIds.has(tid.toString('hex'))) {
         hit(tid, short, `${path || '/'} (directory listing)`);
         rep.errors.push(`snapshot ${short}: the listing of ${path || '/'} is in a damaged blob`);
@@ -169,8 +176,9 @@ export async function checkRepository(repo: Repository, opts: CheckOptions = {})
         else if (n.type === 'file') {
           for (const c of n.content ?? []) {
             const id = repo.idFor(Buffer.from(c, 'hex'));
+            referenced.add(id.toString('hex'));
             if (!idx.has(id)) {
-              if (!seenBefore) rep.errors.push(`snapshot ${short}: ${p}: chunk ${c.slice(0, 16)} is missing from the index`);
+              if (!seenBefore) rep.errors.push(`snapshot ${short}: ${p}: chunk ${c.slice(0, 16)} is missing (in no readable index or pack header, or known damaged)`);
             } else hit(id, short, p);
           }
         }
@@ -180,6 +188,13 @@ export async function checkRepository(repo: Repository, opts: CheckOptions = {})
     await walk(s.tree, '');
   }
 
+  for (const p of unindexed.values()) {
+    const file = filePath({ type: 'data', name: p.id });
+    // needed: referenced, and this is the copy in use (the index has no other; header packs come last)
+    const needed = p.entries.filter((e) => referenced.has(e.id.toString('hex')) && idx.get(e.id)?.pack === p.id).length;
+    if (needed) rep.errors.push(`${file} is not indexed, yet holds ${needed} blob(s) that snapshots reference: an index file is damaged or missing; run \`bulwark backup repair index\` (prune keeps it)`);
+    else rep.warnings.push(`${file} is not indexed (left by an interrupted backup: no snapshot references its ${p.entries.length} blobs); prune removes it`);
+  }
   for (const d of damaged.values()) {
     rep.damagedPacks.push(d);
     rep.errors.push(`${d.file} is damaged: ${d.problems.join('; ')}${d.files.length ? `; files hit: ${d.files.map((f) => `${f.snapshot}:${f.path}`).join(', ')}` : '; no snapshot file needs its damaged blobs'}`);

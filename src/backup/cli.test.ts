@@ -2,7 +2,7 @@
 // files (exit 3), SIGKILL in the middle of a backup, and two concurrent backups into one repository.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdirSync, readdirSync, writeFileSync, readFileSync } from 'node:fs';
+import { mkdirSync, readdirSync, rmSync, writeFileSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { exited, runCli, scratchDir, startCli, waitFor } from '../testing/helpers.js';
@@ -203,6 +203,88 @@ test('cli: two concurrent backups into one repository both succeed and both rest
       assert.deepEqual(diffTrees(listTree(p), listTree(join(out, name))), []);
     }
     assert.equal((await runCli(['backup', 'check', '--repo', repo, '--read-data'], { env: ENV })).code, 0);
+  } finally {
+    cleanup();
+  }
+});
+
+// Regression (issue 14): one damaged snapshot made `snapshots` and `restore` of every other
+// snapshot exit BULWARK_REPO_CORRUPT, and a key file with "N":3 printed a RangeError stack.
+test('cli: a damaged snapshot and a hostile key file are named and skipped; repair snapshots|index|packs, then check --read-data passes', async () => {
+  const { dir, cleanup } = scratchDir('bulwark-cli-');
+  try {
+    const repo = join(dir, 'repo');
+    const a = join(dir, 'a');
+    const b = join(dir, 'b');
+    mkdirSync(a);
+    mkdirSync(b);
+    writeFileSync(join(a, 'x'), prng(1, 300 * 1024));
+    writeFileSync(join(b, 'y'), prng(2, 3 * 1024 * 1024));
+    await initRepository(new LocalBackend(repo), ENV.BULWARK_PASSWORD, { packSize: 512 * 1024 });
+    const ca = await runCli(['backup', 'create', '--repo', repo, '--json', a], { env: ENV });
+    const sa = (JSON.parse(ca.stdout.trim().split('\n').at(-1) as string) as { snapshot: string }).snapshot;
+    assert.equal((await runCli(['backup', 'create', '--repo', repo, b], { env: ENV })).code, 0);
+    const sp = join(repo, 'snapshots', sa);
+    const raw = readFileSync(sp);
+    raw[40] = (raw[40] as number) ^ 1;
+    writeFileSync(sp, raw);
+    const kname = readdirSync(join(repo, 'keys'))[0] as string;
+    const kf = readFileSync(join(repo, 'keys', kname), 'utf8');
+    writeFileSync(join(repo, 'keys', 'ffff0000ffff0000ffff0000ffff0000'), kf.replace(/"N":\d+/, '"N":3'));
+
+    const s = await runCli(['backup', 'snapshots', '--repo', repo, '--json'], { env: ENV });
+    assert.equal(s.code, 0, s.stderr);
+    noStack(s.stderr);
+    assert.equal((JSON.parse(s.stdout) as unknown[]).length, 1);
+    assert.match(s.stderr, new RegExp(`warning: skipped damaged snapshots/${sa}`));
+    assert.match(s.stderr, /warning: skipped damaged keys\/ffff0000ffff0000ffff0000ffff0000: .*scrypt N 3/);
+    const out = join(dir, 'out');
+    const r = await runCli(['backup', 'restore', '--repo', repo, 'latest', '--target', out, '--verify'], { env: ENV });
+    assert.equal(r.code, 0, r.stderr);
+    const ra = await runCli(['backup', 'restore', '--repo', repo, sa.slice(0, 8), '--target', join(dir, 'o2')], { env: ENV });
+    assert.equal(ra.code, 1);
+    assert.match(ra.stderr, /BULWARK_REPO_CORRUPT/);
+    noStack(ra.stderr);
+
+    // lose one pack of b: check fails, repair snapshots rewrites b and drops the unreadable a
+    const data = readdirSync(join(repo, 'data'), { recursive: true }).map(String).filter((f) => f.includes('/'));
+    const big = data.map((f) => join(repo, 'data', f)).sort((x, y) => readFileSync(y).length - readFileSync(x).length)[0] as string;
+    rmSync(big);
+    // restore salvages: exit 1, the file renamed .damaged with its lost ranges (--keep-damaged keeps the name)
+    const o3 = join(dir, 'o3');
+    const rd = await runCli(['backup', 'restore', '--repo', repo, 'latest', '--target', o3, '--json'], { env: ENV });
+    assert.equal(rd.code, 1, rd.stderr);
+    noStack(rd.stderr);
+    const rdj = JSON.parse(rd.stdout) as { damaged: { path: string; restoredAs: string; lost: number[][] }[] };
+    assert.equal(rdj.damaged[0]?.restoredAs, join(o3, 'b/y.damaged'));
+    assert.ok((rdj.damaged[0]?.lost.length ?? 0) > 0);
+    assert.equal(readFileSync(join(o3, 'b/y.damaged')).length, 3 * 1024 * 1024);
+    const o4 = join(dir, 'o4');
+    assert.equal((await runCli(['backup', 'restore', '--repo', repo, 'latest', '--target', o4, '--keep-damaged'], { env: ENV })).code, 1);
+    assert.equal(readFileSync(join(o4, 'b/y')).length, 3 * 1024 * 1024);
+    const chk = await runCli(['backup', 'check', '--repo', repo], { env: ENV });
+    assert.equal(chk.code, 1);
+    const rs = await runCli(['backup', 'repair', 'snapshots', '--repo', repo, '--forget', '--json'], { env: ENV });
+    assert.equal(rs.code, 0, rs.stderr);
+    const rsj = JSON.parse(rs.stdout) as { rewritten: { files: { path: string; lost: number[][] }[] }[]; forgotten: string[] };
+    assert.equal(rsj.rewritten.length, 1);
+    assert.equal(rsj.rewritten[0]?.files[0]?.path, 'b/y');
+    assert.ok(rsj.forgotten.includes(sa));
+    const ri = await runCli(['backup', 'repair', 'index', '--repo', repo, '--json'], { env: ENV });
+    assert.equal(ri.code, 0, ri.stderr);
+    const rp = await runCli(['backup', 'repair', 'packs', '--repo', repo, '--json'], { env: ENV });
+    assert.equal(rp.code, 0, rp.stderr);
+    assert.equal((JSON.parse(rp.stdout) as { blobsMarked: number }).blobsMarked, 0);
+    assert.equal((await runCli(['backup', 'prune', '--repo', repo], { env: ENV })).code, 0);
+    const stillBad = await runCli(['backup', 'check', '--repo', repo], { env: ENV });
+    assert.equal(stillBad.code, 1, 'check reports the damaged key file');
+    assert.match(stillBad.stderr, /keys\/ffff0000ffff0000ffff0000ffff0000/);
+    const kr = await runCli(['backup', 'key', 'remove', '--repo', repo, 'ffff0000'], { env: ENV });
+    assert.equal(kr.code, 0, kr.stderr);
+    const chk2 = await runCli(['backup', 'check', '--repo', repo, '--read-data'], { env: ENV });
+    assert.equal(chk2.code, 0, chk2.stdout + chk2.stderr);
+    const bad = await runCli(['backup', 'repair', 'nonsense', '--repo', repo], { env: ENV });
+    assert.equal(bad.code, 2);
   } finally {
     cleanup();
   }

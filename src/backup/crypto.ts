@@ -93,6 +93,8 @@ export interface KeyFile {
   user: string;
   kdf: KdfParams;
   data: string;
+  /** SHA-256 hex of the decoded data: tells a damaged key file from a wrong password. */
+  dataSha256?: string;
 }
 
 function scrypt(password: string, p: KdfParams): Promise<Buffer> {

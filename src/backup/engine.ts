@@ -15,6 +15,8 @@
 //   check(repo, opts)                             -> CheckReport
 //   forget(repo, policy, { now, dryRun })         -> ForgetDecision[]  (selection: forget.ts, pure)
 //   prune(repo, opts)                             -> PruneResult (exclusive lock)
+//   repairIndex(repo) / repairPacks(repo) / repairSnapshots(repo, { forget })   (repair.ts)
+//   repo.problems                                 files skipped because damaged (index, snapshot, key)
 import { hostname, userInfo } from 'node:os';
 import { resolve } from 'node:path';
 import type { Backend } from './backend.js';
@@ -23,18 +25,21 @@ import { checkRepository, type CheckOptions, type CheckReport } from './checker.
 import { selectForget, type ForgetDecision, type RetentionPolicy } from './forget.js';
 import { RepoLock } from './lock.js';
 import { pruneRepository, type PruneOptions, type PruneResult } from './prune.js';
+import { repairIndex as repairIndexImpl, repairPacks as repairPacksImpl, repairSnapshots as repairSnapshotsImpl, type RepairIndexResult, type RepairPacksResult, type RepairSnapshotsResult } from './repair.js';
 import { Repository } from './repository.js';
 import { restoreSnapshot, type RestoreOptions, type RestoreResult } from './restorer.js';
 import type { SnapshotInfo, SnapshotSummary } from './types.js';
 
 export { openBackend, registerBackend } from './backends/index.js';
 export { archive, type ArchiveProgress } from './archiver.js';
-export { Repository, type BlobSink, type PreparedBlob } from './repository.js';
+export { Repository } from './repository.js';
+export type { BlobSink, PreparedBlob } from './sink.js';
 export type { CheckReport, DamagedPack } from './checker.js';
 export type { ForgetDecision, RetentionPolicy } from './forget.js';
 export type { PruneResult } from './prune.js';
-export type { RestoreResult } from './restorer.js';
-export type { Snapshot, SnapshotInfo, SnapshotSummary, Tree, TreeNode } from './types.js';
+export type { RepairIndexResult, RepairPacksResult, RepairSnapshotsResult } from './repair.js';
+export { DAMAGED_SUFFIX, type RestoreResult } from './restorer.js';
+export type { RepairRecord, Snapshot, SnapshotInfo, SnapshotSummary, Tree, TreeNode } from './types.js';
 
 export function initRepository(backend: Backend, password: string, opts: { packSize?: number } = {}): Promise<Repository> {
   return Repository.init(backend, password, opts);
@@ -60,6 +65,8 @@ export interface CreateResult {
   snapshots: { repo: string; id: string }[];
   summary: SnapshotSummary;
   errors: { path: string; message: string }[];
+  /** damage seen and worked around: packs the index lists that are gone (their blobs stored again), damaged files skipped */
+  warnings: string[];
 }
 
 function samePaths(a: readonly string[], b: readonly string[]): boolean {
@@ -72,7 +79,9 @@ export async function createSnapshot(repos: Repository[], paths: string[], opts:
   const locks: RepoLock[] = [];
   try {
     for (const r of repos) locks.push(await RepoLock.acquire(r, 'shared', 'backup'));
-    for (const r of repos) await r.loadIndex();
+    // The index's packs are checked against a listing of the storage: a blob whose pack is gone
+    // (or known damaged) is stored again, never deduplicated onto.
+    for (const r of repos) await r.loadIndex({ verifyPacks: true });
     const parents: (SnapshotInfo | undefined)[] = [];
     for (const r of repos) {
       const all = opts.full ? [] : await r.listSnapshots();
@@ -104,14 +113,22 @@ export async function createSnapshot(repos: Repository[], paths: string[], opts:
       const id = await r.saveSnapshot({ version: 1, time, host, user, paths: abs, tags: opts.tags ?? [], tree: res.tree, parent: parents[i]?.id ?? null, summary: res.summary });
       out.push({ repo: r.backend.location, id });
     }
-    return { snapshots: out, summary: res.summary, errors: res.errors };
+    const warnings: string[] = [];
+    for (const r of repos) {
+      const lost = [...r.missingPacks.values()].reduce((a, b) => a + b, 0);
+      if (r.missingPacks.size) warnings.push(`${r.backend.location}: ${r.missingPacks.size} pack(s) the index lists are missing (${lost} blobs): whatever this backup still needed of them was stored again; run \`bulwark backup check\``);
+      for (const [file, message] of r.problems) warnings.push(`${r.backend.location}: ${file}: ${message}`);
+    }
+    return { snapshots: out, summary: res.summary, errors: res.errors, warnings };
   } finally {
     for (const l of locks) await l.release().catch(() => undefined);
   }
 }
 
 export async function restore(repo: Repository, ref: string, opts: RestoreOptions): Promise<RestoreResult & { snapshot: SnapshotInfo }> {
-  await repo.loadIndex();
+  // verifyPacks: a blob stored again after its pack was lost is read from the copy that exists.
+  // scanUnindexed: packs a lost index file named are read from their headers.
+  await repo.loadIndex({ verifyPacks: true, scanUnindexed: true });
   const snap = await repo.findSnapshot(ref);
   return { ...(await restoreSnapshot(repo, snap, opts)), snapshot: snap };
 }
@@ -137,6 +154,35 @@ export async function forget(repo: Repository, policy: RetentionPolicy, opts: { 
     for (const d of decisions) if (!d.keep) await repo.backend.remove({ type: 'snapshots', name: d.id });
   }
   return decisions;
+}
+
+async function withLock<T>(repo: Repository, kind: 'shared' | 'exclusive', op: string, fn: (assertHeld: () => void) => Promise<T>): Promise<T> {
+  const lock = await RepoLock.acquire(repo, kind, op);
+  try {
+    const r = await fn(() => lock.assertHeld());
+    lock.assertHeld();
+    return r;
+  } finally {
+    await lock.release().catch(() => undefined);
+  }
+}
+
+/** Rebuilds the index from the pack headers (exclusive lock: it removes the old index files). */
+export function repairIndex(repo: Repository, opts: { onLog?: (l: string) => void } = {}): Promise<RepairIndexResult> {
+  return withLock(repo, 'exclusive', 'repair index', (assertHeld) => repairIndexImpl(repo, { ...opts, assertHeld }));
+}
+
+/** Verifies packs and marks every damaged blob copy (shared lock: it only adds an index file). */
+export function repairPacks(repo: Repository, opts: { only?: string[]; onLog?: (l: string) => void } = {}): Promise<RepairPacksResult> {
+  return withLock(repo, 'shared', 'repair packs', () => repairPacksImpl(repo, opts));
+}
+
+/** Rewrites snapshots that reference missing or damaged data (shared lock, like a backup). */
+export function repairSnapshots(repo: Repository, opts: { forget?: boolean; dryRun?: boolean; onLog?: (l: string) => void } = {}): Promise<RepairSnapshotsResult> {
+  return withLock(repo, 'shared', 'repair snapshots', async (assertHeld) => {
+    await repo.loadIndex({ verifyPacks: true });
+    return repairSnapshotsImpl(repo, { ...opts, assertHeld });
+  });
 }
 
 export async function prune(repo: Repository, opts: PruneOptions = {}): Promise<PruneResult> {

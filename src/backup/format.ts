@@ -3,6 +3,8 @@ export const BLOB_DATA = 1;
 export const BLOB_TREE = 2;
 export type BlobType = typeof BLOB_DATA | typeof BLOB_TREE;
 export const FLAG_ZSTD = 1;
+/** In an index file: this copy of the blob is known damaged (written by `repair packs`); never used. */
+export const FLAG_DAMAGED = 2;
 export const ENTRY = 46;
 
 export interface BlobEntry {

@@ -12,7 +12,7 @@ import type { FileInfo, FileType, Handle } from './backend.js';
 import * as engine from './engine.js';
 import { REFRESH_MS, RepoLock } from './lock.js';
 import { prng } from './testkit.js';
-import { prepare, prepareTree } from './repository.js';
+import { prepare, prepareTree } from './sink.js';
 import { BLOB_DATA } from './format.js';
 import { MemIndex } from './memindex.js';
 

@@ -1,14 +1,18 @@
 // Owns `prune` (under an exclusive lock): find the blobs every snapshot still needs, copy the live
 // blobs of mostly-unused packs into new packs, write one new index covering every kept blob, delete
 // the old index files, then delete the packs nothing references (including unindexed packs left by
-// crashed backups). Each step leaves every live blob indexed in an existing pack.
+// crashed backups, once their headers show no snapshot needs them). Each step leaves every live
+// blob indexed in an existing pack. Damage is never a reason to delete: a pack whose header does
+// not open is kept, and so is the last (damaged) copy of a live blob.
+import { createHash } from 'node:crypto';
+import { BulwarkError } from '../core/errors.js';
 import { filePath } from './backend.js';
-import { encodeIndex, type BlobEntry, type IndexPack } from './format.js';
+import { aad } from './crypto.js';
+import { encodeHeader, encodeIndex, FLAG_DAMAGED, type BlobEntry, type IndexPack } from './format.js';
+import { buildIndex, damageMarks, entryKey, listPacks, readAllIndexFiles, scanUnindexed } from './repoindex.js';
+import { readSnapshots } from './snapshots.js';
 import type { Repository } from './repository.js';
 import type { TreeNode } from './types.js';
-import { aad } from './crypto.js';
-import { createHash } from 'node:crypto';
-import { encodeHeader } from './format.js';
 
 export interface PruneOptions {
   dryRun?: boolean;
@@ -32,54 +36,76 @@ export interface PruneResult {
 export async function pruneRepository(repo: Repository, opts: PruneOptions = {}): Promise<PruneResult> {
   const log = opts.onLog ?? (() => undefined);
   const res: PruneResult = { packsDeleted: 0, packsRepacked: 0, packsWritten: 0, bytesFreed: 0, blobsKept: 0, blobsRemoved: 0, indexFilesReplaced: 0 };
-  await repo.loadIndex();
-  const oldIndexFiles = [...repo.indexFiles];
-  // Every pack's entries (from the index files).
+  const { files, damaged: damagedIndex } = await readAllIndexFiles(repo);
+  for (const d of damagedIndex) log(`warning: ${d.file}: ${d.message} (its packs are read from their headers)`);
+  const oldIndexFiles = [...files.map((f) => f.name), ...damagedIndex.map((d) => d.file.slice('index/'.length))];
+  const onDisk = await listPacks(repo.backend);
+  // Packs no readable index lists: an interrupted backup's, or those of a lost or damaged index
+  // file. Their headers say what they hold; one whose header does not open is never deleted.
+  const scan = await scanUnindexed(repo, files, onDisk);
+  const unreadable = new Set(scan.damaged.map((d) => d.file.split('/').at(-1) as string));
+  for (const d of scan.damaged) log(`warning: ${d.file}: ${d.message}; kept (prune never deletes a pack it cannot read)`);
+  const marks = damageMarks(files);
+  repo.index = buildIndex(files, { fromHeaders: scan.packs }).index;
+  // Every pack's entries. A pack may be listed by several index files with different blobs (a
+  // prune interrupted after writing its new index lists only the live ones, the old index all of
+  // them): take the union, or a blob whose only listing is in the second file is never counted as
+  // used and is dropped.
   const packs = new Map<string, { size: number; entries: BlobEntry[] }>();
-  // A pack may be listed by several index files with different blobs (a prune interrupted after
-  // writing its new index lists only the live ones, the old index all of them): take the union, or
-  // a blob whose only listing is in the second file is never counted as used and is dropped.
   const seenEntries = new Set<string>();
-  for (const f of oldIndexFiles) {
-    for (const p of await repo.readIndexFile(f)) {
-      let known = packs.get(p.id);
-      if (!known) packs.set(p.id, (known = { size: p.size, entries: [] }));
-      for (const e of p.entries) {
-        const k = `${p.id}:${e.id.toString('hex')}:${e.offset}`;
-        if (seenEntries.has(k)) continue;
-        seenEntries.add(k);
-        known.entries.push(e);
-      }
+  for (const p of [...files.flatMap((f) => f.packs), ...scan.packs]) {
+    let known = packs.get(p.id);
+    if (!known) packs.set(p.id, (known = { size: p.size, entries: [] }));
+    for (const e of p.entries) {
+      const k = entryKey(p.id, e);
+      if (seenEntries.has(k)) continue;
+      seenEntries.add(k);
+      known.entries.push({ ...e, flags: e.flags & ~FLAG_DAMAGED });
     }
   }
 
-  // Live blob ids.
+  // Live blob ids. A snapshot or tree that cannot be read stops prune: it cannot know what that
+  // snapshot references, and deleting what it cannot see is how data is lost.
   const live = new Set<string>();
   const seenTrees = new Set<string>();
-  const snaps = await repo.listSnapshots();
-  const walk = async (treeSha: string): Promise<void> => {
+  const { snapshots: snaps, damaged: damagedSnaps } = await readSnapshots(repo);
+  if (damagedSnaps.length) {
+    throw new BulwarkError('BULWARK_REPO_CORRUPT', `prune stopped before deleting anything: ${damagedSnaps.map((d) => d.message).join('; ')}`, {
+      hint: 'restore the snapshot file from another copy, or drop it with `bulwark backup repair snapshots --forget` (docs/operations.md)',
+    });
+  }
+  const walk = async (treeSha: string, snap: string): Promise<void> => {
     if (seenTrees.has(treeSha)) return;
     seenTrees.add(treeSha);
     live.add(repo.idFor(Buffer.from(treeSha, 'hex')).toString('hex'));
-    const tree = await repo.loadTree(treeSha); // throws (CORRUPT) rather than delete data we cannot see
+    let tree;
+    try {
+      tree = await repo.loadTree(treeSha);
+    } catch (err) {
+      throw new BulwarkError('BULWARK_REPO_CORRUPT', `prune stopped before deleting anything: snapshot ${snap.slice(0, 8)} has a directory listing that cannot be read: ${(err as Error).message}`, {
+        hint: 'run `bulwark backup repair snapshots` (it rewrites the snapshot without what is lost), then prune',
+        cause: err,
+      });
+    }
     for (const n of tree.nodes as TreeNode[]) {
-      if (n.type === 'dir' && n.subtree) await walk(n.subtree);
+      if (n.type === 'dir' && n.subtree) await walk(n.subtree, snap);
       else for (const c of n.content ?? []) live.add(repo.idFor(Buffer.from(c, 'hex')).toString('hex'));
     }
   };
-  for (const s of snaps) await walk(s.tree);
+  for (const s of snaps) await walk(s.tree, s.id);
 
-  // Decide per pack. A live blob is kept at one location: the first copy in a pack that exists
-  // (a blob stored twice must not be kept only in a pack that has gone missing while the good copy
-  // is deleted), else the in-memory index's choice.
-  const onDisk = new Map<string, number>();
-  for await (const f of repo.backend.list('data')) onDisk.set(f.name, f.size);
+  // Decide per pack. A live blob is kept at one location: the first good copy in a pack that
+  // exists (a blob stored twice must not be kept only in a pack that has gone missing while the
+  // good copy is deleted); when only copies known damaged remain, one of them is kept (with its
+  // damage mark), so prune never deletes a pack holding a blob a snapshot references.
   const keepAt = new Map<string, string>();
-  for (const [id, p] of packs) {
-    if (!onDisk.has(id)) continue;
-    for (const e of p.entries) {
-      const hex = e.id.toString('hex');
-      if (live.has(hex) && !keepAt.has(hex)) keepAt.set(hex, `${id}:${e.offset}`);
+  for (const pass of [false, true]) {
+    for (const [id, p] of packs) {
+      if (!onDisk.has(id)) continue;
+      for (const e of p.entries) {
+        const hex = e.id.toString('hex');
+        if (live.has(hex) && !keepAt.has(hex) && marks.has(entryKey(id, e)) === pass) keepAt.set(hex, entryKey(id, e));
+      }
     }
   }
   const keepPacks: IndexPack[] = [];
@@ -88,28 +114,28 @@ export async function pruneRepository(repo: Repository, opts: PruneOptions = {})
   for (const [id, p] of packs) {
     const used: BlobEntry[] = [];
     let usedBytes = 0;
+    let damagedKept = false;
     for (const e of p.entries) {
-      const hex = e.id.toString('hex');
-      const loc = repo.index.get(e.id);
-      const at = keepAt.get(hex);
-      if (live.has(hex) && (at !== undefined ? at === `${id}:${e.offset}` : loc && loc.pack === id && loc.offset === e.offset)) {
-        used.push(e);
+      const k = entryKey(id, e);
+      if (keepAt.get(e.id.toString('hex')) === k) {
+        const bad = marks.has(k);
+        damagedKept ||= bad;
+        used.push(bad ? { ...e, flags: e.flags | FLAG_DAMAGED } : e);
         usedBytes += e.length;
       } else res.blobsRemoved++;
     }
     res.blobsKept += used.length;
     if (used.length === 0) drop.push(id);
-    else if (1 - usedBytes / p.size > (opts.repackAbove ?? 0.5)) repack.push({ id, blobs: used });
+    else if (!damagedKept && 1 - usedBytes / p.size > (opts.repackAbove ?? 0.5)) repack.push({ id, blobs: used });
     else keepPacks.push({ id, size: p.size, entries: used });
   }
-  const indexed = new Set(packs.keys());
   const orphans: string[] = [];
   for (const [name, size] of onDisk) {
-    if (indexed.has(name)) continue;
+    if (packs.has(name) || unreadable.has(name)) continue;
     orphans.push(name);
     res.bytesFreed += size;
   }
-  for (const id of drop) res.bytesFreed += packs.get(id)?.size ?? 0;
+  for (const id of drop) res.bytesFreed += onDisk.get(id) ?? 0;
   log(`${snaps.length} snapshots, ${live.size} live blobs; ${drop.length} unused packs, ${repack.length} to repack, ${orphans.length} unindexed packs`);
   if (opts.dryRun) {
     res.packsDeleted = drop.length + orphans.length + repack.length;

@@ -8,7 +8,7 @@ import { join } from 'node:path';
 import { scratchDir } from '../testing/helpers.js';
 import { LocalBackend } from './backends/local.js';
 import * as engine from './engine.js';
-import { prepare, prepareTree } from './repository.js';
+import { prepare, prepareTree } from './sink.js';
 import { BLOB_DATA } from './format.js';
 import type { TreeNode } from './types.js';
 

@@ -1,8 +1,10 @@
 // Owns `restore`: plan every file of a snapshot (or of --include subsets), then read each needed
 // pack once, decrypt and decompress its blobs and write them at their offsets; all-zero chunks are
 // left as holes (sparse files come back sparse). Metadata last (dirs deepest first). --verify
-// re-reads what was written and compares chunk hashes.
-import { close as fsClose, constants, ftruncate as fsFtruncate, open as fsOpen, write as fsWrite, closeSync, linkSync, lutimesSync, mkdirSync, openSync, readSync, rmSync, symlinkSync, utimesSync,  lchownSync, chmodSync, chownSync, lstatSync } from 'node:fs';
+// re-reads what was written and compares chunk hashes. Salvage: a damaged or missing chunk is a
+// hole, every good chunk is still written, and the file is renamed with DAMAGED_SUFFIX (unless
+// keepDamaged) and listed with its lost byte ranges.
+import { close as fsClose, constants, ftruncate as fsFtruncate, open as fsOpen, write as fsWrite, closeSync, linkSync, renameSync, lutimesSync, mkdirSync, openSync, readSync, rmSync, symlinkSync, utimesSync,  lchownSync, chmodSync, chownSync, lstatSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { promisify } from 'node:util';
 import { BulwarkError } from '../core/errors.js';
@@ -15,6 +17,8 @@ export interface RestoreOptions {
   target: string;
   include?: string[];
   verify?: boolean;
+  /** keep a file with lost byte ranges under its own name (default: renamed with DAMAGED_SUFFIX) */
+  keepDamaged?: boolean;
   onProgress?: (p: { files: number; bytes: number; totalFiles: number; totalBytes: number }) => void;
 }
 
@@ -24,12 +28,37 @@ export interface RestoreResult {
   bytes: number;
   errors: { path: string; message: string }[];
   verified: number;
+  /** files restored with holes where their data is damaged or missing: [start, end) byte ranges */
+  damaged: { path: string; restoredAs: string; lost: [number, number][]; reason: string }[];
 }
+
+/** Suffix of a restored file with lost byte ranges (unless --keep-damaged). */
+export const DAMAGED_SUFFIX = '.damaged';
 
 interface FileItem {
   path: string;
   node: TreeNode;
   failed?: string;
+  /** byte ranges whose chunk is damaged or missing (left as holes); the first reason */
+  lost?: [number, number][];
+  lostWhy?: string;
+  created?: boolean;
+}
+
+function addLost(f: FileItem, start: number, end: number, why: string): void {
+  f.lostWhy ??= why;
+  (f.lost ??= []).push([start, end]);
+}
+
+function mergeRanges(r: [number, number][]): [number, number][] {
+  const s = [...r].sort((a, b) => a[0] - b[0]);
+  const out: [number, number][] = [];
+  for (const x of s) {
+    const last = out.at(-1);
+    if (last && x[0] <= last[1]) last[1] = Math.max(last[1], x[1]);
+    else out.push([x[0], x[1]]);
+  }
+  return out;
 }
 
 interface Target {
@@ -122,7 +151,7 @@ async function createAtSize(path: string, size: number): Promise<number> {
 
 export async function restoreSnapshot(repo: Repository, snap: SnapshotInfo, opts: RestoreOptions): Promise<RestoreResult> {
   const match = includeMatcher(snap, opts.include);
-  const res: RestoreResult = { files: 0, dirs: 0, bytes: 0, errors: [], verified: 0 };
+  const res: RestoreResult = { files: 0, dirs: 0, bytes: 0, errors: [], verified: 0, damaged: [] };
   const root = opts.target;
   mkdirSync(root, { recursive: true });
   const dirs: { path: string; node: TreeNode; depth: number }[] = [];
@@ -202,7 +231,7 @@ export async function restoreSnapshot(repo: Repository, snap: SnapshotInfo, opts
         if (!pb) {
           const loc = repo.index.get(id);
           if (!loc) {
-            files[fi]!.failed = `chunk ${i} (${key.slice(0, 16)}) is not in the repository index`;
+            addLost(files[fi] as FileItem, pos, pos + len, `chunk ${i} (${key.slice(0, 16)}) is missing from the repository (or known damaged)`);
             pos += len;
             continue;
           }
@@ -234,6 +263,7 @@ export async function restoreSnapshot(repo: Repository, snap: SnapshotInfo, opts
     let p = fds.get(fi);
     if (!p) {
       const f = files[fi] as FileItem;
+      f.created = true;
       p = createAtSize(f.path, f.node.size);
       fds.set(fi, p);
     }
@@ -259,7 +289,8 @@ export async function restoreSnapshot(repo: Repository, snap: SnapshotInfo, opts
     const last = (remaining[t.file] = (remaining[t.file] as number) - 1) === 0;
     const write = (async () => {
       try {
-        if (failure) f.failed ??= failure;
+        // A damaged chunk is a hole; every good chunk around it is still written (salvage).
+        if (failure) addLost(f, t.pos, t.pos + t.len, failure);
         if (!f.failed && plain) {
           const fd = await openFile(t.file);
           if (!isZero(plain)) await writeSparse(fd, plain, t.pos);
@@ -330,7 +361,7 @@ export async function restoreSnapshot(repo: Repository, snap: SnapshotInfo, opts
   for (let fi = 0; fi < files.length; fi++) {
     const f = files[fi] as FileItem;
     if (fds.has(fi)) await finishFile(fi);
-    if (!f.failed && (f.node.content ?? []).length === 0) {
+    if (!f.failed && ((f.node.content ?? []).length === 0 || (f.lost && !f.created))) {
       try {
         await fsp.close(await createAtSize(f.path, f.node.size));
       } catch (err) {
@@ -339,8 +370,31 @@ export async function restoreSnapshot(repo: Repository, snap: SnapshotInfo, opts
     }
   }
 
+  for (const f of files) {
+    if (f.failed || !f.lost) continue;
+    const lost = mergeRanges(f.lost);
+    let restoredAs = f.path;
+    if (!opts.keepDamaged) {
+      restoredAs = f.path + DAMAGED_SUFFIX;
+      try {
+        rmSync(restoredAs, { force: true, recursive: true });
+        renameSync(f.path, restoredAs);
+      } catch (err) {
+        f.failed = `restored with holes, but could not be renamed to ${restoredAs}: ${(err as Error).message}`;
+        continue;
+      }
+    }
+    const bytes = lost.reduce((n, [a, b]) => n + b - a, 0);
+    res.damaged.push({ path: f.path, restoredAs, lost, reason: f.lostWhy ?? 'damaged' });
+    res.errors.push({ path: f.path, message: `${bytes} bytes lost in ${lost.length} range(s) [${lost.map(([a, b]) => `${a}-${b}`).join(', ')}] (${f.lostWhy ?? 'damaged'}); every other byte restored, holes where the data was${restoredAs === f.path ? '' : `, as ${restoredAs}`}` });
+  }
+
   for (const h of hardlinks) {
     const first = files[h.first] as FileItem;
+    if (first.lost) {
+      fail(h.path, `hard link to ${first.path}, which restored with lost byte ranges`);
+      continue;
+    }
     if (first.failed) {
       fail(h.path, `hard link to ${first.path}, which did not restore: ${first.failed}`);
       continue;
@@ -381,6 +435,10 @@ export async function restoreSnapshot(repo: Repository, snap: SnapshotInfo, opts
       fail(f.path, f.failed);
       continue;
     }
+    if (f.lost) {
+      meta(res.damaged.find((d) => d.path === f.path)?.restoredAs ?? f.path, f.node, false);
+      continue;
+    }
     res.files++;
     meta(f.path, f.node, false);
   }
@@ -389,7 +447,7 @@ export async function restoreSnapshot(repo: Repository, snap: SnapshotInfo, opts
   if (opts.verify) {
     const buf = Buffer.allocUnsafe(8 * 1024 * 1024);
     for (const f of files) {
-      if (f.failed) continue;
+      if (f.failed || f.lost) continue;
       try {
         if (lstatSync(f.path).size !== f.node.size) throw new Error(`size ${lstatSync(f.path).size}, expected ${f.node.size}`);
         const fd = openSync(f.path, 'r');

@@ -51,6 +51,17 @@ export interface Snapshot {
   tree: string;
   parent: string | null;
   summary: SnapshotSummary;
+  /** set by `repair snapshots`: what this snapshot lost compared with its original */
+  repaired?: RepairRecord;
+}
+
+export interface RepairRecord {
+  time: string;
+  original: string;
+  /** files whose data was lost: [start, end) byte ranges, now zeros */
+  files: { path: string; lost: [number, number][] }[];
+  /** directories whose listing was lost (now empty) */
+  dirs: string[];
 }
 
 export interface SnapshotInfo extends Snapshot {

@@ -9,7 +9,7 @@ import { Chunker, type ChunkerParams } from './chunker.js';
 import { BLOB_DATA } from './format.js';
 import { prepare } from './prepare.js';
 
-export type WorkerRequest = { t: 'init'; chunker: ChunkerParams; ring: SharedArrayBuffer; slots: number } | { t: 'job'; job: number; path: string } | { t: 'ack'; slot: number };
+export type WorkerRequest = { t: 'init'; chunker: ChunkerParams; ring: SharedArrayBuffer; slots: number } | { t: 'job'; job: number; path: string } | { t: 'ack'; slot: number } | { t: 'cancel'; job: number };
 export type WorkerReply =
   | { t: 'chunk'; job: number; sha: Uint8Array; rawLength: number; slot: number; length: number; compressed: boolean }
   | { t: 'done'; job: number; size: number }
@@ -25,6 +25,7 @@ if (parentPort) {
   let wake: (() => void) | undefined;
   let running = false;
   let shared: Buffer | undefined;
+  const cancelled = new Set<number>();
 
   const takeSlot = async (): Promise<number> => {
     while (free.length === 0) await new Promise<void>((r) => (wake = r));
@@ -74,13 +75,16 @@ if (parentPort) {
         const piece = buf.subarray(start, cut);
         const p = prepare(BLOB_DATA, piece);
         total += piece.length;
+        if (cancelled.has(job)) throw Object.assign(new Error('cancelled: the backup stopped'), { code: 'ECANCELED' });
         const slot = await takeSlot();
         (ring as Uint8Array).set(p.payload, slot * slotSize);
         send({ t: 'chunk', job, sha: new Uint8Array(p.sha), rawLength: p.rawLength, slot, length: p.payload.length, compressed: p.compressed });
         start = cut;
       }
+      cancelled.delete(job);
       send({ t: 'done', job, size: total });
     } catch (err) {
+      cancelled.delete(job);
       const e = err as NodeJS.ErrnoException;
       send({ t: 'error', job, code: e.code ?? 'EIO', message: e.message });
     } finally {
@@ -111,6 +115,8 @@ if (parentPort) {
         wake = undefined;
         w();
       }
+    } else if (m.t === 'cancel') {
+      cancelled.add(m.job);
     } else {
       queue.push({ job: m.job, path: m.path });
       void drain();

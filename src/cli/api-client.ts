@@ -3,9 +3,8 @@
 // first, until one answers: any instance shows the whole cluster), the bearer token (api.token_file/env from -c, else BULWARK_API_TOKEN),
 // and mapping of the daemon's error answers back to registry codes and exit statuses.
 import { instanceName } from '../core/config/cluster.js';
-import { loadConfig } from '../core/config/load.js';
 import { BulwarkError, ERROR_CODES, type ErrorCode } from '../core/errors.js';
-import { apiToken } from './runtime.js';
+import { apiToken } from './token.js';
 
 export interface ApiOpts {
   config?: string;
@@ -23,6 +22,7 @@ export async function apiRequest(opts: ApiOpts, method: 'GET' | 'POST' | 'DELETE
   let bases = [opts.api ?? 'http://127.0.0.1:7070'];
   let token = process.env['BULWARK_API_TOKEN'] || undefined;
   if (opts.config !== undefined) {
+    const { loadConfig } = await import('../core/config/load.js');
     const loaded = loadConfig(opts.config);
     if (opts.api === undefined) {
       const me = instanceName(opts.instance);

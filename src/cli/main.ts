@@ -3,27 +3,46 @@
 import { Command, CommanderError } from 'commander';
 import { BulwarkError, EXIT } from '../core/errors.js';
 import { VERSION } from '../core/version.js';
-import { registerAuditCommand } from './commands/audit.js';
-import { registerBackupCommands } from './commands/backup.js';
-import { registerCoreCommands } from './commands/core.js';
-import { registerDbCommands } from './commands/db.js';
-import { registerPlanCommands } from './commands/plans.js';
-import { registerDemoCommand } from './commands/demo.js';
-import { registerSloCommands } from './commands/slo.js';
 import { exitCode } from './exit.js';
 
-export function buildProgram(): Command {
+/**
+ * The command modules, each with the top-level commands it registers. Only the module of the
+ * command being run is imported (a client command does not load the daemon, etcd or the backup
+ * engine; `--version` loads none); help and unknown commands load them all.
+ */
+const COMMAND_GROUPS: Array<{ names: string[]; register: (program: Command) => Promise<void> }> = [
+  { names: ['up', 'validate', 'status', 'nines'], register: async (p) => (await import('./commands/core.js')).registerCoreCommands(p) },
+  { names: ['demo'], register: async (p) => (await import('./commands/demo.js')).registerDemoCommand(p) },
+  {
+    names: ['backup', 'vault'],
+    register: async (p) => {
+      const [{ registerBackupCommands }, { registerPlanCommands }] = await Promise.all([import('./commands/backup.js'), import('./commands/plans.js')]);
+      registerPlanCommands(p, registerBackupCommands(p));
+    },
+  },
+  { names: ['db'], register: async (p) => (await import('./commands/db.js')).registerDbCommands(p) },
+  { names: ['slo'], register: async (p) => (await import('./commands/slo.js')).registerSloCommands(p) },
+  { names: ['audit'], register: async (p) => (await import('./commands/audit.js')).registerAuditCommand(p) },
+  { names: ['notify'], register: async (p) => (await import('./commands/notify.js')).registerNotifyCommands(p) },
+];
+
+/** The command groups argv needs: none for a bare --version, the one named, or all (help, unknown command). */
+function groupsFor(argv: string[]): typeof COMMAND_GROUPS {
+  const args = argv.slice(2);
+  const first = args.find((a) => !a.startsWith('-'));
+  if (first === undefined) return args.length > 0 && args.every((a) => a === '--version' || a === '-V') ? [] : COMMAND_GROUPS;
+  const group = COMMAND_GROUPS.find((g) => g.names.includes(first));
+  return group ? [group] : COMMAND_GROUPS;
+}
+
+/** The whole program (every command), or only the commands argv needs. */
+export async function buildProgram(argv?: string[]): Promise<Command> {
   const program = new Command('bulwark')
     .description('Keep services up and data safe: failover proxy, PostgreSQL failover, 3-2-1 backups, SLOs, audits')
     .version(VERSION)
     .showHelpAfterError('(run with --help for usage)')
     .exitOverride();
-  registerCoreCommands(program);
-  registerDemoCommand(program);
-  registerPlanCommands(program, registerBackupCommands(program));
-  registerDbCommands(program);
-  registerSloCommands(program);
-  registerAuditCommand(program);
+  for (const g of argv ? groupsFor(argv) : COMMAND_GROUPS) await g.register(program);
   // Every subcommand exits through the same override so usage errors map to exit 2.
   const walk = (c: Command): void => {
     c.exitOverride();
@@ -34,7 +53,7 @@ export function buildProgram(): Command {
 }
 
 export async function main(argv: string[]): Promise<number> {
-  const program = buildProgram();
+  const program = await buildProgram(argv);
   try {
     await program.parseAsync(argv);
     return exitCode();

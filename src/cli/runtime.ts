@@ -5,7 +5,7 @@ import { Daemon } from '../app/daemon.js';
 import { loadInstanceConfig, type LoadedConfig } from '../core/config/load.js';
 import { describeError } from '../core/errors.js';
 import type { Logger } from '../core/logger.js';
-import { readSecret } from '../core/secrets.js';
+import { apiReadToken, apiToken, heartbeatTokens } from './token.js';
 
 export interface RunningPlane {
   daemon: Daemon;
@@ -18,17 +18,14 @@ export interface RunningPlane {
 /** Shutdown deadline: past it the process exits 1 even if work is still in flight. */
 const SHUTDOWN_DEADLINE_MS = 4500;
 
-export function apiToken(loaded: LoadedConfig): string | undefined {
-  const api = loaded.config.api;
-  return readSecret({ file: api.token_file, env: api.token_env }, loaded.baseDir, 'api') ?? (process.env['BULWARK_API_TOKEN'] || undefined);
-}
+export { apiToken };
 
 export async function startPlane(loaded: LoadedConfig, logger: Logger, opts: { listen?: string; onStop?: () => Promise<void> } = {}): Promise<RunningPlane> {
   const daemon = new Daemon(loaded, { logger });
   await daemon.start();
   let api: ApiServer;
   try {
-    api = new ApiServer(daemon, { listen: opts.listen ?? loaded.config.api.listen, token: apiToken(loaded), logger });
+    api = new ApiServer(daemon, { listen: opts.listen ?? loaded.config.api.listen, token: apiToken(loaded), readToken: apiReadToken(loaded), scopedTokens: heartbeatTokens(loaded), logger });
     await api.listen();
   } catch (err) {
     await daemon.stop();

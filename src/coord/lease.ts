@@ -71,9 +71,13 @@ export function trustedUntil(lastConfirmedSentAt: number, ttlMs: number): number
   return lastConfirmedSentAt + ttlMs - leaseMargin(ttlMs);
 }
 
-/** How often a holder renews: three times per TTL, so two lost renewals still leave time. */
+/**
+ * How often a holder renews: three times per TTL, and at least every 500 ms, so that when etcd
+ * stops answering for a while (its leader died and a new one is being elected, ~1-2 s with etcd's
+ * defaults) the holder still has nearly TTL - margin of trust left to ride it out.
+ */
 export function renewEvery(ttlMs: number): number {
-  return Math.max(50, Math.floor(ttlMs / 3));
+  return Math.max(50, Math.min(500, Math.floor(ttlMs / 3)));
 }
 
 /**

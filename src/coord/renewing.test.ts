@@ -28,7 +28,8 @@ function opsWith(renew: () => Promise<boolean>): LeaseOps & { renews: number } {
 test('trusted window ends a margin before the TTL counted from the renewal send time', () => {
   assert.equal(trustedUntil(1000, 5000), 1000 + 5000 - 1000);
   assert.equal(leaseMargin(500), 100);
-  assert.equal(renewEvery(3000), 1000);
+  assert.equal(renewEvery(900), 300, 'three times per TTL');
+  assert.equal(renewEvery(3000), 500, 'at least every 500 ms, to ride out an etcd election');
 });
 
 test('a lease renewed on time stays held across many TTLs', async () => {

@@ -39,6 +39,7 @@ export const ERROR_CODES = {
   BULWARK_API_TOKEN_REQUIRED: { exit: 1, summary: 'api.listen is not a loopback address and no api.token_file (or BULWARK_API_TOKEN) is set.' },
   BULWARK_API_LISTEN: { exit: 1, summary: 'The API could not listen on api.listen (address in use, or not permitted).' },
   BULWARK_API_BAD_REQUEST: { exit: 2, summary: 'An API request was malformed (bad path, body or parameters).' },
+  BULWARK_API_FORBIDDEN: { exit: 1, summary: 'The API refused a request it understood: the read-only token cannot change state, or a web page from another origin (or a non-loopback Host on a tokenless API) sent it.' },
   // store
   BULWARK_STORE_OPEN: { exit: 1, summary: 'The embedded state store in state_dir could not be opened or migrated.' },
   BULWARK_STORE_NEWER_SCHEMA: { exit: 1, summary: 'state_dir was written by a newer Bulwark with a schema this version does not know.' },
@@ -49,6 +50,7 @@ export const ERROR_CODES = {
   // proxy
   BULWARK_PROXY_LISTEN: { exit: 1, summary: 'The proxy could not listen on a service or database listen address.' },
   BULWARK_PROXY_CONFIG: { exit: 1, summary: 'A services/databases section is inconsistent (duplicate backend names, two listeners on one address).' },
+  BULWARK_PROXY_WORKER: { exit: 1, summary: 'A proxy worker process (proxy.workers) failed to start its listeners or exited while starting.' },
   // backup storage backends (every Backend implementation maps its failures to these)
   BULWARK_BACKEND_NOT_FOUND: { exit: 1, summary: 'A file the repository needs is missing from the storage backend.' },
   BULWARK_BACKEND_EXISTS: { exit: 1, summary: 'A write would overwrite an existing file; repository files are never rewritten in place.' },
@@ -106,6 +108,9 @@ export const ERROR_CODES = {
   BULWARK_SLO_MAINTENANCE_NOT_FOUND: { exit: 2, summary: 'No maintenance window with that id (windows from the config cannot be deleted through the API).' },
   BULWARK_SLO_NO_STATE: { exit: 1, summary: 'An offline SLO report found no state store in state_dir (the daemon has never recorded there).' },
   BULWARK_SLO_WEBHOOK_FAILED: { exit: 1, summary: 'An alert webhook could not be delivered (recorded with the alert and logged; the alert still counts).' },
+  // notify
+  BULWARK_NOTIFY_FAILED: { exit: 1, summary: 'A notification could not be delivered through a channel after every attempt (recorded as a notify.failed event and logged).' },
+  BULWARK_NOTIFY_UNKNOWN_CHANNEL: { exit: 2, summary: 'No notification channel with that name is configured under notify.channels.' },
 } as const satisfies Record<string, ErrorSpec>;
 
 export type ErrorCode = keyof typeof ERROR_CODES;

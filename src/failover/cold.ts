@@ -3,10 +3,11 @@
 // backup/), taking a base backup (pg_basebackup into a scratch directory, then a snapshot of it
 // into the restore_from plan's targets), and building a new primary in a node's data directory
 // from the newest base backup plus the archived WAL (recovery.signal + restore_command; the
-// server promotes itself at the end of the archive). Role decisions stay in cluster.ts.
+// server promotes itself at the end of the archive). Role decisions stay in coldfail.ts.
 import { chmodSync, chownSync, existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
 import { BulwarkError } from '../core/errors.js';
+import type { NodeActions } from './nodes.js';
 import { conninfo, type NodeSpec, type PgCtl } from './pgctl.js';
 import { archiveCommand, isWalName, pushWal, restoreCommand } from './wal.js';
 
@@ -127,7 +128,7 @@ const PG_DIRS = ['pg_wal', 'pg_wal/archive_status', 'pg_notify', 'pg_serial', 'p
  * from the WAL archive. Whatever was in the data directory is moved aside (never deleted). The
  * node is not started.
  */
-export async function restoreBaseBackup(target: PgCtl, store: BaseBackupStore, database: string, walDir: string, opts: { owner: { uid: number; gid: number } | undefined; now: number }): Promise<BaseBackupRef & { restoreMs: number; movedAside: string | undefined }> {
+export async function restoreBaseBackup(target: Pick<NodeActions, 'dataDir' | 'killAll'>, store: BaseBackupStore, database: string, walDir: string, opts: { owner: { uid: number; gid: number } | undefined; now: number }): Promise<BaseBackupRef & { restoreMs: number; movedAside: string | undefined }> {
   const dataDir = target.dataDir;
   target.killAll();
   let movedAside: string | undefined;

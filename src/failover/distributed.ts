@@ -15,12 +15,18 @@ import type { EventBus } from '../core/events.js';
 import type { Logger } from '../core/logger.js';
 import type { StateStore } from '../core/subsystem.js';
 import type { ClusterKV, LeaderLease } from '../coord/lease.js';
-import type { ClusterMetricsSink, NodeRole } from './cluster.js';
-import { lagBytes, parseLsn, planSync, syncNamesFor } from './decide.js';
+import { lagBytes, syncNamesFor } from './decide.js';
+import { measureWrites } from './downtime.js';
 import { emptyState, followAction, mayTakeFreeLease, type LocalNodeFacts, type NodeView, type SharedDbState } from './elect.js';
-import { execSql, observe, type Observation, type ObserveTarget } from './monitor.js';
+import { observe, type Observation, type ObserveTarget } from './monitor.js';
+import { addressOf, observeTimeout, targetOf, type ClusterMetricsSink, type NodeActions, type NodeRole } from './nodes.js';
 import { PgCtl, type NodeSpec } from './pgctl.js';
 import { FailoverHistory, type FailoverRecord } from './records.js';
+import { rewindOrClone } from './rejoin.js';
+import { syncMark } from './status.js';
+import { applySyncNames, planFromReplicas } from './sync.js';
+import { receivedFinalWal, waitForCatchUp } from './switchover.js';
+import { streamsAsReplica, topologyPrimary, TopologyPublisher } from './topology.js';
 import { Watchdog } from './watchdog-ctl.js';
 
 export interface DistributedDeps {
@@ -50,7 +56,7 @@ interface NodeRt {
   /** Last time this instance saw the node's WAL receiver streaming (a replica, not just a clone). */
   lastStreamingAt: number;
   /** Only for nodes beside this instance. */
-  local: { ctl: PgCtl; watchdog: Watchdog } | undefined;
+  local: { ctl: NodeActions; watchdog: Watchdog } | undefined;
   /** An observation still under way (a dead host answers nothing: the loop does not wait for it). */
   inflight: Promise<void> | undefined;
 }
@@ -68,6 +74,7 @@ export class DistributedCluster {
   readonly #nodes = new Map<string, NodeRt>();
   readonly #history: FailoverHistory;
   readonly #stateKey: string;
+  readonly #topology: TopologyPublisher;
   #state: SharedDbState | undefined;
   #leaderExists = false;
   #holder: string | undefined;
@@ -79,7 +86,6 @@ export class DistributedCluster {
   #stopped = false;
   #ticking = false;
   #busy = '';
-  #lastTopology = '';
   #lastDecision = '';
   #lastStateWrite = '';
   #syncNamedAtLsn: string | undefined;
@@ -89,6 +95,7 @@ export class DistributedCluster {
     this.#d = deps;
     this.#stateKey = `db/${deps.name}/state`;
     this.#history = new FailoverHistory({ database: deps.name, store: deps.store, events: deps.events, clock: deps.clock, metrics: deps.metrics, kv: deps.kv });
+    this.#topology = new TopologyPublisher(deps.name, deps.events, deps.clock);
     const c = deps.config;
     for (const n of c.nodes) {
       const spec: NodeSpec = { name: n.name, host: n.host, port: n.port, dataDir: resolve(deps.baseDir, n.data_dir) };
@@ -177,7 +184,7 @@ export class DistributedCluster {
   }
 
   #target(n: NodeRt): ObserveTarget {
-    return { host: n.spec.host, port: n.spec.port, user: this.#d.config.superuser };
+    return targetOf(n.spec, this.#d.config.superuser);
   }
 
   /**
@@ -187,7 +194,7 @@ export class DistributedCluster {
    * A node that has not answered by then counts as a failed observation this round.
    */
   async #observeAll(): Promise<void> {
-    const timeout = Math.max(300, Math.min(1500, this.#d.config.probe_interval * 2));
+    const timeout = observeTimeout(this.#d.config.probe_interval, 1500);
     const clock = this.#d.clock;
     const settle = (n: NodeRt, o: Observation): void => {
       n.obs = o;
@@ -241,7 +248,7 @@ export class DistributedCluster {
   }
 
   #facts(n: NodeRt): LocalNodeFacts {
-    const ctl = n.local?.ctl as PgCtl;
+    const ctl = n.local?.ctl as NodeActions;
     return { node: n.spec.name, initialized: ctl.initialized(), standbyConfigured: ctl.isStandbyConfigured() || ctl.isMarkedFenced(), running: ctl.postmasterPid() !== undefined, primary: n.obs?.ok === true && n.obs.inRecovery === false };
   }
 
@@ -256,7 +263,8 @@ export class DistributedCluster {
         reachable: n.obs?.ok === true,
         inRecovery: n.obs?.ok ? n.obs.inRecovery : undefined,
         lsn: n.obs?.ok ? n.obs.lsn : undefined,
-        streamed: n.lastStreamingAt > 0 && now - n.lastStreamingAt < recent,
+        // streaming as this instance saw it, or as the leader last reported it (this instance may have restarted since)
+        streamed: (n.lastStreamingAt > 0 && now - n.lastStreamingAt < recent) || this.#state?.replicas[n.spec.name]?.state === 'streaming',
       };
     });
   }
@@ -312,6 +320,9 @@ export class DistributedCluster {
       this.#d.logger.warn({ database: this.name, node: n.spec.name, as: d.as, reason: d.reason }, 'took the leader lease');
       this.#holder = this.#d.lease.identity;
       this.#leaderExists = true;
+      // a primary adopted after a restart is guarded at once (its watchdog still holds the old process's deadline)
+      const until = this.#d.lease.trustedUntil();
+      if (d.as === 'adopt' && until !== undefined) n.local?.watchdog.arm(until);
       await this.#becomeLeader(n, d.as, d.reason);
       return;
     }
@@ -351,13 +362,7 @@ export class DistributedCluster {
           await local.ctl.start();
           break;
         case 'rewind': {
-          await execSql(this.#target(primary), 'CHECKPOINT', 30_000);
-          const r = await local.ctl.rewind(primary.spec);
-          if (r.ok) local.ctl.configureStandby(primary.spec);
-          else {
-            this.#d.logger.warn({ database: this.name, node: n.spec.name, output: r.output.trim().split('\n').slice(-4) }, 'pg_rewind failed: cloning again');
-            await local.ctl.clone(primary.spec);
-          }
+          await rewindOrClone({ logger: this.#d.logger, database: this.name }, { name: n.spec.name, ctl: local.ctl }, { spec: primary.spec, target: this.#target(primary) });
           local.ctl.clearFenced();
           n.lastStreamingAt = 0;
           await local.ctl.start();
@@ -418,10 +423,22 @@ export class DistributedCluster {
         await local.ctl.initdb(c.settings, c.standby === 'hot');
         local.ctl.allowHosts(this.#allowedHosts(), c.hba);
       }
-      if (as === 'bootstrap' || as === 'restart' || as === 'adopt') {
+      if (as === 'adopt' && !(local.ctl.postmasterPid() !== undefined && !local.ctl.isStandbyConfigured() && !local.ctl.isMarkedFenced())) {
+        // the primary we came to adopt stopped (its watchdog fenced it) between the decision and the lease: never start it here
+        throw new BulwarkError('BULWARK_DB_NO_PRIMARY', `${n.spec.name} stopped running as a primary before it could be adopted`);
+      }
+      if (as === 'bootstrap' || as === 'restart') {
         if (local.ctl.postmasterPid() === undefined) await local.ctl.start();
       }
       if (as === 'takeover' || as === 'handover') {
+        // synchronous mode: the standby this node will require is named before the promotion, so
+        // that no commit after it is acknowledged without a synchronous copy (set after it, the
+        // checkpointer, busy with the end-of-recovery checkpoint, applied it seconds late in the lab)
+        const next = this.#syncCandidate(n, old);
+        if (c.synchronous) {
+          await local.ctl.setSyncNamesOffline(syncNamesFor(next));
+          await clock.sleep(200); // the checkpointer applies the reload (it is idle during recovery)
+        }
         if (!this.#d.lease.isHeld()) throw new BulwarkError('BULWARK_COORD_LEASE_LOST', 'lost the leader lease before promotion: not promoting');
         const promoteAt = clock.now();
         await local.ctl.promote();
@@ -430,7 +447,6 @@ export class DistributedCluster {
         // route to it at once (this round's observation still saw a standby)
         n.obs = { ok: true, inRecovery: false, lsn: n.obs?.ok ? n.obs.lsn : undefined, at: promotedAt };
         n.fails = 0;
-        const next = this.#syncCandidate(n, old);
         const state: SharedDbState = {
           ...(this.#state ?? emptyState()),
           primary: n.spec.name,
@@ -558,22 +574,16 @@ export class DistributedCluster {
       if (s.sync_nodes.length || !s.ran_async) this.#state = { ...s, sync_nodes: [], ran_async: true };
       return;
     }
-    const replicas = p.obs?.replicas ?? [];
-    const streaming = replicas.filter((r) => r.state === 'streaming').map((r) => r.name);
-    const reportedSync = replicas.filter((r) => r.syncState === 'sync' && (parseLsn(r.flushLsn) ?? -1n) >= (parseLsn(this.#syncNamedAtLsn) ?? 0n)).map((r) => r.name);
     const named = s.sync_named;
-    const plan = planSync({ synchronous: true, noSyncStandby: c.no_sync_standby, named, streaming, reportedSync, standbys: c.nodes.map((n) => n.name).filter((n) => n !== p.spec.name) }, s.sync_nodes);
+    const plan = planFromReplicas({ noSyncStandby: c.no_sync_standby, named, namedAtLsn: this.#syncNamedAtLsn, replicas: p.obs?.replicas ?? [], standbys: c.nodes.map((n) => n.name).filter((n) => n !== p.spec.name) }, s.sync_nodes);
     if (plan.name !== named || p.obs?.syncNames !== syncNamesFor(plan.name)) await this.#setSyncNames(p, plan.name);
     this.#state = { ...(this.#state as SharedDbState), sync_nodes: plan.syncNodes, ran_async: plan.async };
   }
 
   async #setSyncNames(p: NodeRt, name: string | undefined): Promise<void> {
-    const value = syncNamesFor(name);
-    await execSql(this.#target(p), `ALTER SYSTEM SET synchronous_standby_names = '${value.replace(/'/g, "''")}'`, 5000);
-    await execSql(this.#target(p), 'SELECT pg_reload_conf()', 5000);
+    await applySyncNames({ logger: this.#d.logger, database: this.name }, { name: p.spec.name, target: this.#target(p) }, name);
     this.#syncNamedAtLsn = p.obs?.lsn;
     if (this.#state) this.#state = { ...this.#state, sync_named: name };
-    this.#d.logger.info({ database: this.name, primary: p.spec.name, synchronous_standby_names: value }, 'synchronous standby set');
   }
 
   /** Writes the shared state, only while this instance holds the lease (an etcd transaction on the lease key). */
@@ -629,16 +639,7 @@ export class DistributedCluster {
     this.#busy = `switchover to ${req.to}`;
     try {
       // 1. wait for the target to catch up while writes still flow
-      const deadline = clock.now() + c.switchover_timeout;
-      for (;;) {
-        const po = await observe(this.#target(p), 2000, () => clock.now());
-        const to = await observe(this.#target(target), 2000, () => clock.now());
-        const streaming = po.replicas?.find((r) => r.name === req.to && r.state === 'streaming');
-        const lag = lagBytes(po.lsn, streaming?.flushLsn);
-        if (po.ok && to.ok && to.inRecovery && streaming && lag !== undefined && lag < 1024 * 1024) break;
-        if (clock.now() > deadline) return done(false, `${req.to} did not catch up within ${c.switchover_timeout} ms`);
-        await clock.sleep(200);
-      }
+      if (await waitForCatchUp(clock, this.#target(p), { name: req.to, target: this.#target(target) }, c.switchover_timeout)) return done(false, `${req.to} did not catch up within ${c.switchover_timeout} ms`);
       // 2. block writes everywhere, stop our primary cleanly (its WAL senders ship everything)
       this.#state = { ...(this.#state as SharedDbState), writes: 'blocked', blocked_reason: `switchover to ${req.to}`, updated_at: clock.now() };
       await this.#writeState();
@@ -646,16 +647,7 @@ export class DistributedCluster {
       await local.ctl.stop('fast');
       const finalLsn = await local.ctl.checkpointLsn();
       // 3. the target must have received the final record
-      const until = clock.now() + 10_000;
-      let caught = false;
-      while (clock.now() < until) {
-        const o = await observe(this.#target(target), 2000, () => clock.now());
-        if (o.ok && (parseLsn(o.lsn) ?? -1n) > (parseLsn(finalLsn) ?? 0n)) {
-          caught = true;
-          break;
-        }
-        await clock.sleep(50);
-      }
+      const caught = await receivedFinalWal(clock, this.#target(target), finalLsn);
       if (!caught || !this.#d.lease.isHeld()) {
         await local.ctl.start();
         this.#state = { ...(this.#state as SharedDbState), writes: 'open', blocked_reason: undefined };
@@ -698,19 +690,9 @@ export class DistributedCluster {
   }
 
   /** Commits a transaction with an xid on the new primary; the time it succeeds ends the write downtime. */
-  async #measureWrites(target: NodeRt, since: number, id: number, rec: FailoverRecord): Promise<void> {
-    const deadline = this.#d.clock.now() + 120_000;
-    while (!this.#stopped && this.#d.clock.now() < deadline && this.#state?.primary === target.spec.name) {
-      try {
-        await execSql(this.#target(target), 'SELECT txid_current()', 60_000);
-        const ms = this.#d.clock.now() - since;
-        this.#history.writesBack(id, rec, ms, target.spec.name);
-        this.#d.logger.info({ database: this.name, primary: target.spec.name, write_downtime_ms: ms }, 'writes work again');
-        return;
-      } catch {
-        await this.#d.clock.sleep(100);
-      }
-    }
+  #measureWrites(target: NodeRt, since: number, id: number, rec: FailoverRecord): Promise<void> {
+    const probe = { database: this.name, clock: this.#d.clock, logger: this.#d.logger, history: this.#history };
+    return measureWrites(probe, { name: target.spec.name, target: this.#target(target) }, since, id, rec, () => !this.#stopped && this.#state?.primary === target.spec.name);
   }
 
   // ---------------------------------------------------------------- routing and status
@@ -725,18 +707,12 @@ export class DistributedCluster {
   #publish(): void {
     const p = this.#writable();
     const zone = this.#d.instance.zone;
-    let replicas = this.#d.config.standby === 'hot'
-      ? [...this.#nodes.values()].filter((n) => n !== p && n.obs?.ok && n.obs.inRecovery && n.obs.receiverStatus === 'streaming')
-      : [];
+    let replicas = this.#d.config.standby === 'hot' ? [...this.#nodes.values()].filter((n) => n !== p && streamsAsReplica(n.obs)) : [];
     // reads prefer standbys in this instance's zone while it has one
     const near = zone === undefined ? [] : replicas.filter((n) => n.zone === zone);
     if (near.length > 0) replicas = near;
-    const primary = p ? { node: p.spec.name, address: `${p.spec.host}:${p.spec.port}` } : undefined;
-    const rs = replicas.map((n) => ({ node: n.spec.name, address: `${n.spec.host}:${n.spec.port}`, lag_bytes: p?.obs?.ok && n.obs?.ok ? (lagBytes(p.obs.lsn, n.obs.lsn) ?? 0) : 0 }));
-    const key = JSON.stringify({ primary, replicas: rs.map((r) => r.node) });
-    if (key === this.#lastTopology) return;
-    this.#lastTopology = key;
-    this.#d.events.emit('db.topology', { database: this.name, primary, replicas: rs, at: this.#d.clock.now() });
+    const rs = replicas.map((n) => ({ node: n.spec.name, address: addressOf(n.spec), lag_bytes: p?.obs?.ok && n.obs?.ok ? (lagBytes(p.obs.lsn, n.obs.lsn) ?? 0) : 0 }));
+    this.#topology.publish(p ? topologyPrimary(p.spec) : undefined, rs);
   }
 
   /** This instance's facts about the nodes beside it, for every instance's status (db/<name>/members/<node>). */
@@ -784,11 +760,11 @@ export class DistributedCluster {
           node: n.spec.name,
           instance: n.instance,
           zone: n.zone,
-          address: `${n.spec.host}:${n.spec.port}`,
+          address: addressOf(n.spec),
           role: !n.local && f?.['fenced'] === true && !n.obs?.ok ? 'fenced' : this.#roleOf(n),
           lsn: n.obs?.ok ? n.obs.lsn : undefined,
           lag_bytes: n === p ? 0 : p?.obs?.ok && n.obs?.ok ? lagBytes(p.obs.lsn, n.obs.lsn) : undefined,
-          sync: s?.sync_named === n.spec.name ? (s.sync_nodes.includes(n.spec.name) ? 'sync' : 'naming') : s?.sync_nodes.includes(n.spec.name) ? 'safe' : '',
+          sync: syncMark(n.spec.name, s?.sync_named, s?.sync_nodes ?? []),
           timeline: n.obs?.ok ? n.obs.timeline : undefined,
           streaming: n.obs?.ok && n.obs.inRecovery ? (n.obs.receiverStatus === 'streaming' ? 'yes' : 'no') : this.#warmView(n) ? (this.#warmView(n)?.streamed ? 'yes' : 'no') : '',
           member: f ? (n.local ? 'this instance' : 'reporting') : n.local ? 'this instance' : 'silent',

@@ -8,6 +8,7 @@ import { chownSync, closeSync, existsSync, mkdirSync, openSync, readdirSync, rea
 import { execFileSync } from 'node:child_process';
 import { dirname, join } from 'node:path';
 import { BulwarkError } from '../core/errors.js';
+import type { NodeActions } from './nodes.js';
 
 /** A file Bulwark writes into a data directory it fenced: the node was a primary and may have diverged, so it rejoins only through pg_rewind. */
 export const FENCE_MARKER = 'bulwark.fenced';
@@ -50,7 +51,7 @@ function osUserIds(user: string): { uid: number; gid: number } {
   return cachedUid;
 }
 
-export class PgCtl {
+export class PgCtl implements NodeActions {
   readonly node: NodeSpec;
   readonly #s: ToolSettings;
 
@@ -311,6 +312,27 @@ export class PgCtl {
     keep.push("synchronous_standby_names = ''");
     this.#writeAsOwner(auto, `${keep.join('\n')}\n`);
     this.#writeAsOwner(join(this.node.dataDir, 'standby.signal'), '');
+  }
+
+  /**
+   * Sets synchronous_standby_names in postgresql.auto.conf and reloads: usable while the node is
+   * still a standby (ALTER SYSTEM is not), so a standby about to be promoted already requires its
+   * synchronous standby when the promotion ends. (Set after promotion, the checkpointer — busy
+   * with the end-of-recovery checkpoint — can take seconds to apply it, and commits in between
+   * are acknowledged with no synchronous copy.)
+   */
+  async setSyncNamesOffline(value: string): Promise<void> {
+    const auto = join(this.node.dataDir, 'postgresql.auto.conf');
+    let text = '';
+    try {
+      text = readFileSync(auto, 'utf8');
+    } catch {
+      // created below
+    }
+    const keep = text.split('\n').filter((l) => !/^\s*synchronous_standby_names\s*=/.test(l) && l !== '');
+    keep.push(`synchronous_standby_names = '${value.replace(/'/g, "''")}'`);
+    this.#writeAsOwner(auto, `${keep.join('\n')}\n`);
+    await this.reload();
   }
 
   /** Latest checkpoint location (pg_controldata) as text, for a stopped node. */

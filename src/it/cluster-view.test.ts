@@ -200,11 +200,9 @@ test('cluster view: the dashboard on any instance shows the members and every in
   const browser = await launchChromium();
   t.after(() => browser.close());
   const page = await browser.newPage();
-  await page.setExtraHTTPHeaders(auth); // the page itself is behind the token too
+  await page.setExtraHTTPHeaders(auth); // the page's API calls carry the token
   await page.goto(`http://${apis['bw-2']}/`);
   page.on('pageerror', (e) => console.error('pageerror', e));
-  await page.waitForFunction("document.getElementById('meta')?.textContent?.startsWith('version') || document.getElementById('err')?.textContent");
-  assert.equal(await page.textContent('#err'), '');
   await page.waitForSelector('section[data-cluster] table');
   const instances = await page.$$eval('div[data-instance]', (els) => els.map((e) => e.getAttribute('data-instance')));
   assert.deepEqual(instances, ['bw-1', 'bw-2', 'bw-3']);

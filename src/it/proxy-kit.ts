@@ -12,7 +12,7 @@ import { configSchema } from '../core/config/schema.js';
 import type { BulwarkEvents, EventName } from '../core/events.js';
 import { createLogger } from '../core/logger.js';
 import { createHealth } from '../health/index.js';
-import { createProxy } from '../proxy/index.js';
+import { createProxy, type Proxy } from '../proxy/index.js';
 
 /** The child backend: GET /health -> 200 (or 500 after POST /fail-health), anything else -> its name. */
 const BACKEND_SCRIPT = `
@@ -74,6 +74,8 @@ export interface Plane {
   /** Events of one kind seen so far. */
   seen<K extends EventName>(event: K): Array<BulwarkEvents[K]>;
   proxyAddress(service: string): string;
+  /** The proxy subsystem (for synced(): every worker has applied every change so far). */
+  proxy: Proxy;
   stop(): Promise<void>;
 }
 
@@ -82,7 +84,21 @@ export async function startPlane(raw: Record<string, unknown>): Promise<Plane> {
   const dir = mkdtempSync(join(tmpdir(), 'bulwark-proxy-test-'));
   const config = configSchema.parse({ ...raw, state_dir: join(dir, 'var'), api: { listen: '127.0.0.1:0' } });
   const logger = createLogger({ level: process.env['BULWARK_TEST_LOG'] ?? 'silent' });
-  const daemon = new Daemon({ config, file: join(dir, 'bulwark.yaml'), baseDir: dir }, { logger, factories: [createHealth, createProxy] });
+  let proxy: Proxy | undefined;
+  const daemon = new Daemon(
+    { config, file: join(dir, 'bulwark.yaml'), baseDir: dir },
+    {
+      logger,
+      factories: [
+        createHealth,
+        (deps) => {
+          const p = createProxy(deps);
+          proxy = p as Proxy | undefined;
+          return p;
+        },
+      ],
+    },
+  );
   const log = new Map<string, unknown[]>();
   for (const e of ['health.transition', 'proxy.request', 'proxy.outlier'] as const) {
     log.set(e, []);
@@ -96,6 +112,7 @@ export async function startPlane(raw: Record<string, unknown>): Promise<Plane> {
     api,
     apiBase: `http://${api.address}`,
     seen: <K extends EventName>(event: K) => (log.get(event) ?? []) as Array<BulwarkEvents[K]>,
+    proxy: proxy as Proxy,
     proxyAddress: (service: string) => {
       const s = daemon.status().subsystems['proxy'] as { listeners: Record<string, string> };
       return s.listeners[service] as string;

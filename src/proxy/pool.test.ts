@@ -7,7 +7,7 @@ const passive = { enabled: true, consecutiveFailures: 2, count5xx: false, baseEj
 
 function pool(opts: Partial<PoolOptions> & { backends: Array<[string, number?, boolean?]> }, random?: () => number): Pool {
   const p = new Pool({ mode: 'active-active', balance: 'round-robin', failbackDelay: 5000, slowStart: 0, passive, ...opts }, random);
-  for (const [name, weight = 1, standby = false] of opts.backends) p.add(new Backend(name, `127.0.0.1:1`, '127.0.0.1', 1, weight, standby, T0));
+  for (const [name, weight = 1, standby = false] of opts.backends) p.add(new Backend(name, `127.0.0.1:1`, '127.0.0.1', 1, weight, standby, T0, undefined));
   return p;
 }
 

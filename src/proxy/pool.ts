@@ -41,8 +41,11 @@ export interface PoolOptions {
   readonly passive: PassiveOptions;
 }
 
-/** A backend as the proxy sees it. Counters are plain numbers (the hot path allocates nothing). */
-export class Backend {
+/**
+ * A backend as the proxy sees it. Counters are plain numbers (the hot path allocates nothing).
+ * IO is the protocol's per-backend state (the HTTP connection pool, or the TCP connection set).
+ */
+export class Backend<IO = unknown> {
   readonly name: string;
   address: string;
   host: string;
@@ -73,10 +76,11 @@ export class Backend {
   readonly latency = new LatencyHistogram();
   /** Connections (TCP) opened to this backend. */
   connections = 0;
-  /** Opaque per-backend resources of the I/O layer (agent, connection set). */
-  io: unknown;
+  /** Per-backend resources of the I/O layer (connection pool, connection set). */
+  io: IO;
 
-  constructor(name: string, address: string, host: string, port: number, weight: number, standby: boolean, now: number) {
+  constructor(name: string, address: string, host: string, port: number, weight: number, standby: boolean, now: number, io: IO) {
+    this.io = io;
     this.name = name;
     this.address = address;
     this.host = host;
@@ -84,6 +88,22 @@ export class Backend {
     this.weight = weight;
     this.standby = standby;
     this.upSince = now;
+  }
+
+  /** A request or connection starts on this backend. */
+  begin(): void {
+    this.inFlight++;
+    this.requests++;
+  }
+
+  /** A request or connection that began here ended (whatever the outcome). */
+  finish(): void {
+    this.inFlight--;
+  }
+
+  /** An attempt here failed and the request was tried again. */
+  retried(): void {
+    this.retries++;
   }
 
   ejected(now: number): boolean {
@@ -111,8 +131,8 @@ export interface OutlierDecision {
   readonly capped: boolean;
 }
 
-export class Pool {
-  readonly backends: Backend[] = [];
+export class Pool<B extends Backend<unknown> = Backend> {
+  readonly backends: B[] = [];
   #opts: PoolOptions;
   #rr = 0;
   /** Active-passive: which tier takes traffic. */
@@ -143,25 +163,25 @@ export class Pool {
     return this.#tier;
   }
 
-  add(b: Backend): void {
+  add(b: B): void {
     b.index = this.backends.length;
     this.backends.push(b);
   }
 
-  remove(b: Backend): void {
+  remove(b: B): void {
     const i = this.backends.indexOf(b);
     if (i < 0) return;
     this.backends.splice(i, 1);
-    for (let j = 0; j < this.backends.length; j++) (this.backends[j] as Backend).index = j;
+    for (let j = 0; j < this.backends.length; j++) (this.backends[j] as B).index = j;
   }
 
-  find(name: string): Backend | undefined {
+  find(name: string): B | undefined {
     for (const b of this.backends) if (b.name === name) return b;
     return undefined;
   }
 
   /** Applies a health transition. Returns true when routability changed. */
-  setHealth(b: Backend, to: NodeHealth, now: number): boolean {
+  setHealth(b: B, to: NodeHealth, now: number): boolean {
     const before = b.usable(now);
     if (to !== 'down' && b.health === 'down') b.upSince = now;
     b.health = to;
@@ -173,7 +193,7 @@ export class Pool {
   }
 
   /** Role of a backend for status: primary, standby, or active (active-active). */
-  role(b: Backend): string {
+  role(b: B): string {
     if (this.#opts.mode === 'active-active') return 'active';
     return b.standby ? 'standby' : 'primary';
   }
@@ -182,7 +202,7 @@ export class Pool {
    * Picks a backend, skipping those whose bit is set in `exclude`. Returns undefined when none
    * is usable. Allocation-free.
    */
-  pick(now: number, exclude = 0): Backend | undefined {
+  pick(now: number, exclude = 0): B | undefined {
     let standbyTier = false;
     if (this.#opts.mode === 'active-passive') {
       standbyTier = this.#chooseTier(now) === 'standby';
@@ -200,16 +220,16 @@ export class Pool {
   }
 
   /** tier: 0 primaries only, 1 standbys only, 2 all. zone: only backends of that zone. */
-  #pickIn(now: number, exclude: number, tier: number, zone?: string): Backend | undefined {
+  #pickIn(now: number, exclude: number, tier: number, zone?: string): B | undefined {
     const list = this.backends;
     const n = list.length;
     switch (this.#opts.balance) {
       case 'round-robin': {
         // Smooth weighted round-robin (nginx): every pick adds each weight to its current and takes the largest.
         let total = 0;
-        let best: Backend | undefined;
+        let best: B | undefined;
         for (let i = 0; i < n; i++) {
-          const b = list[i] as Backend;
+          const b = list[i] as B;
           if (!this.#eligible(b, now, exclude, tier, zone)) continue;
           const w = this.#effectiveWeight(b, now);
           b.current += w;
@@ -220,11 +240,11 @@ export class Pool {
         return best;
       }
       case 'least-request': {
-        let best: Backend | undefined;
+        let best: B | undefined;
         let bestScore = Infinity;
         const start = this.#rr++ % (n || 1);
         for (let k = 0; k < n; k++) {
-          const b = list[(start + k) % n] as Backend;
+          const b = list[(start + k) % n] as B;
           if (!this.#eligible(b, now, exclude, tier, zone)) continue;
           const score = (b.inFlight + 1) / this.#effectiveWeight(b, now);
           if (score < bestScore) {
@@ -236,10 +256,10 @@ export class Pool {
       }
       case 'random-two': {
         let count = 0;
-        for (let i = 0; i < n; i++) if (this.#eligible(list[i] as Backend, now, exclude, tier, zone)) count++;
+        for (let i = 0; i < n; i++) if (this.#eligible(list[i] as B, now, exclude, tier, zone)) count++;
         if (count === 0) return undefined;
         const ia = Math.floor(this.#random() * count);
-        const a = this.#nth(ia, now, exclude, tier, zone) as Backend;
+        const a = this.#nth(ia, now, exclude, tier, zone) as B;
         if (count === 1) return a;
         let j = Math.floor(this.#random() * (count - 1));
         if (j >= ia) j++;
@@ -249,7 +269,7 @@ export class Pool {
     }
   }
 
-  #nth(k: number, now: number, exclude: number, tier: number, zone?: string): Backend | undefined {
+  #nth(k: number, now: number, exclude: number, tier: number, zone?: string): B | undefined {
     let seen = 0;
     for (const b of this.backends) {
       if (!this.#eligible(b, now, exclude, tier, zone)) continue;
@@ -259,7 +279,7 @@ export class Pool {
     return undefined;
   }
 
-  #eligible(b: Backend, now: number, exclude: number, tier: number, zone?: string): boolean {
+  #eligible(b: B, now: number, exclude: number, tier: number, zone?: string): boolean {
     if (zone !== undefined && b.zone !== zone) return false;
     if (!b.usable(now)) return false;
     if (b.index < 31 && (exclude & (1 << b.index)) !== 0) return false;
@@ -269,7 +289,7 @@ export class Pool {
   }
 
   /** Weight scaled by slow start: ramps from 10% to 100% over slowStart after the backend returns. */
-  #effectiveWeight(b: Backend, now: number): number {
+  #effectiveWeight(b: B, now: number): number {
     const ss = this.#opts.slowStart;
     if (ss <= 0) return b.weight;
     const age = now - b.upSince;
@@ -311,7 +331,7 @@ export class Pool {
   }
 
   /** A request or connection to b succeeded (passive detection). */
-  success(b: Backend): void {
+  success(b: B): void {
     if (b.consecutiveFailures !== 0) b.consecutiveFailures = 0;
   }
 
@@ -319,7 +339,7 @@ export class Pool {
    * A request or connection to b failed on live traffic. Returns a decision when the failure
    * ejects b (or would have, but the max-ejected share stopped it).
    */
-  failure(b: Backend, reason: string, now: number): OutlierDecision | undefined {
+  failure(b: B, reason: string, now: number): OutlierDecision | undefined {
     b.errors++;
     const p = this.#opts.passive;
     if (!p.enabled) return undefined;
@@ -347,7 +367,7 @@ export class Pool {
   }
 
   /** Forgets the ejection backoff of a backend that health marks up after its ejection ended. */
-  healed(b: Backend, now: number): void {
+  healed(b: B, now: number): void {
     if (b.ejectedUntil <= now && b.ejections > 0 && b.health === 'up') b.ejections = 0;
   }
 }

@@ -6,28 +6,25 @@ import { connect, createServer, type Server, type Socket } from 'node:net';
 import { performance } from 'node:perf_hooks';
 import type { Backend, Pool } from './pool.js';
 
+/** A TCP backend: its state is the set of open backend sockets, so they can be closed when it goes down. */
+export type TcpBackend = Backend<Set<Socket>>;
+
 export interface TcpHooks {
   now(): number;
-  finished(backend: Backend | undefined, ok: boolean, latencyMs: number): void;
-  failed(backend: Backend, reason: string): void;
-  succeeded(backend: Backend): void;
-}
-
-/** Open client<->backend pairs of one backend, so they can be closed when it goes down. */
-export function connsOf(b: Backend): Set<Socket> {
-  if (!(b.io instanceof Set)) b.io = new Set<Socket>();
-  return b.io as Set<Socket>;
+  finished(backend: TcpBackend | undefined, ok: boolean, latencyMs: number): void;
+  failed(backend: TcpBackend, reason: string, detail: string): void;
+  succeeded(backend: TcpBackend): void;
 }
 
 export class TcpService {
   readonly name: string;
-  readonly pool: Pool;
+  readonly pool: Pool<TcpBackend>;
   readonly hooks: TcpHooks;
   connectTimeout: number;
   idleTimeout: number;
   retries: number;
 
-  constructor(name: string, pool: Pool, hooks: TcpHooks, opts: { connectTimeout: number; idleTimeout: number; retries: number }) {
+  constructor(name: string, pool: Pool<TcpBackend>, hooks: TcpHooks, opts: { connectTimeout: number; idleTimeout: number; retries: number }) {
     this.name = name;
     this.pool = pool;
     this.hooks = hooks;
@@ -44,8 +41,8 @@ export class TcpService {
   }
 
   /** Closes every open connection of b (close_on_down), so clients reconnect elsewhere. */
-  closeAll(b: Backend): number {
-    const set = connsOf(b);
+  closeAll(b: TcpBackend): number {
+    const set = b.io;
     const n = set.size;
     for (const s of set) s.destroy();
     set.clear();
@@ -66,8 +63,7 @@ export class TcpService {
       }
       attempts++;
       if (b.index < 31) tried |= 1 << b.index;
-      b.inFlight++;
-      b.requests++;
+      b.begin();
       b.connections++;
       const upstream = connect({ host: b.host, port: b.port, noDelay: true, allowHalfOpen: true });
       let connected = false;
@@ -76,7 +72,7 @@ export class TcpService {
         clearTimeout(timer);
         connected = true;
         this.hooks.succeeded(b);
-        const set = connsOf(b);
+        const set = b.io;
         set.add(upstream);
         if (this.idleTimeout > 0) {
           client.setTimeout(this.idleTimeout, () => client.destroy());
@@ -89,7 +85,7 @@ export class TcpService {
           if (closed) return;
           closed = true;
           set.delete(upstream);
-          b.inFlight--;
+          b.finish();
           client.destroy();
           upstream.destroy();
           this.hooks.finished(b, true, performance.now() - start);
@@ -100,14 +96,14 @@ export class TcpService {
       upstream.once('error', (err: NodeJS.ErrnoException) => {
         if (connected) return; // close() handles it
         clearTimeout(timer);
-        b.inFlight--;
-        this.hooks.failed(b, err.code ?? err.message);
+        b.finish();
+        this.hooks.failed(b, err.code ?? err.message, `${b.name}: ${err.code ?? err.message}`);
         if (client.destroyed) {
           this.hooks.finished(b, false, performance.now() - start);
           return;
         }
         if (attempts <= this.retries) {
-          b.retries++;
+          b.retried();
           tryOne();
           return;
         }

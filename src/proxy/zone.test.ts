@@ -14,7 +14,7 @@ function pool(backends: Array<[name: string, zone: string | undefined, standby?:
   const random = (): number => ((seed = (seed * 16807) % 2147483647) / 2147483647);
   const p = new Pool({ mode: 'active-active', balance: 'round-robin', failbackDelay: 5000, slowStart: 0, passive, ...opts }, random);
   for (const [name, zone, standby = false] of backends) {
-    const b = new Backend(name, '127.0.0.1:1', '127.0.0.1', 1, 1, standby, T0);
+    const b = new Backend(name, '127.0.0.1:1', '127.0.0.1', 1, 1, standby, T0, undefined);
     b.zone = zone;
     p.add(b);
   }

@@ -213,6 +213,12 @@ maintenance:
     assert.throws(() => h.slo.addMaintenance({ start: '2026-01-01T03:00:00Z', end: '2026-01-01T02:00:00Z' }), /BULWARK_SLO_MAINTENANCE_INVALID|end must come after start/);
     assert.throws(() => h.slo.addMaintenance({ duration: '1h', services: ['nope'] }), /unknown service/);
     assert.throws(() => h.slo.addMaintenance({ duration: 'soon' }), /duration/);
+    // Regression: a duration ending past year 9999 answered 500 yet was stored, and broke every later read.
+    const windows = h.slo.maintenance().length;
+    assert.throws(() => h.slo.addMaintenance({ duration: '99999999999d' }), /BULWARK_SLO_MAINTENANCE_INVALID|between 1970 and 9999/);
+    assert.throws(() => h.slo.addMaintenance({ start: '+275000-01-01T00:00:00Z', duration: '1h' }), /between 1970 and 9999|expected an ISO time/);
+    assert.equal(h.slo.maintenance().length, windows, 'nothing stored');
+    assert.ok(h.slo.report().slos[0], 'the report still works');
   } finally {
     await h.close();
   }

@@ -537,6 +537,10 @@ export class SloSubsystem implements Subsystem {
     }
     if (end === undefined) throw bad('end (or duration) is required');
     if (end <= start) throw bad('end must come after start');
+    // Dates past year 9999 cannot be written as ISO 8601: such a window was stored, then broke every read.
+    const LATEST = Date.UTC(9999, 11, 31);
+    if (start < 0 || start > LATEST || end > LATEST) throw bad('start and end must lie between 1970 and 9999');
+    if (b['reason'] !== undefined && String(b['reason']).length > 500) throw bad('reason: at most 500 characters');
     let services: string[] | null = null;
     if (b['services'] !== undefined) {
       if (!Array.isArray(b['services']) || b['services'].some((s) => typeof s !== 'string')) throw bad('services: expected a list of service names');

@@ -6,7 +6,8 @@
 import type { Tree } from '../engine.js';
 import { BLOB_DATA, BLOB_TREE } from '../format.js';
 import { RepoLock } from '../lock.js';
-import { prepare, type Repository } from '../repository.js';
+import type { Repository } from '../repository.js';
+import { prepare } from '../sink.js';
 import { decodeTree } from '../treecodec.js';
 
 export interface CopyResult {

@@ -14,6 +14,7 @@ import type { Backend } from '../backend.js';
 import { archive, type ArchiveProgress, initRepository, openRepository, prune, type Repository, type BlobSink, type PreparedBlob, type SnapshotInfo, type SnapshotSummary } from '../engine.js';
 import { selectForget, type RetentionPolicy } from '../forget.js';
 import { RepoLock } from '../lock.js';
+import { listPacks } from '../repoindex.js';
 import { openTarget, redactUrl, targetPassword, type OpenTargetOptions } from './targets.js';
 
 export interface TargetError {
@@ -178,7 +179,8 @@ export async function runPlan(name: string, plan: BackupPlanConfig, opts: RunPla
           l.result.initialized = true;
         }
         l.lock = await RepoLock.acquire(l.repo, 'shared', `plan ${name}`);
-        await l.repo.loadIndex();
+        // verifyPacks: blobs of packs gone from the storage (or marked damaged) are stored again.
+        await l.repo.loadIndex({ verifyPacks: true });
         const snaps = await l.repo.listSnapshots();
         l.parent = snaps.filter((s) => s.host === host && samePaths(s.paths, paths)).at(-1);
       } catch (err) {
@@ -220,6 +222,13 @@ export async function runPlan(name: string, plan: BackupPlanConfig, opts: RunPla
             const back = await repo.findSnapshot(id);
             await repo.loadTree(back.tree);
             l.result.snapshot = id;
+            // Never "ok" while the new snapshot references data known damaged or missing.
+            const unavailable = await unavailableBlobs(repo, back.tree);
+            if (unavailable > 0) {
+              throw new BulwarkError('BULWARK_REPO_CORRUPT', `snapshot ${id.slice(0, 8)} references ${unavailable} blob(s) that are missing or known damaged`, {
+                hint: 'run `bulwark backup check --read-data` on this target, then `bulwark backup repair snapshots` (docs/operations.md)',
+              });
+            }
             l.result.ok = true;
             l.result.bytesStored = l.sink?.stats.bytesStored ?? 0;
           } catch (err) {
@@ -256,6 +265,36 @@ export async function runPlan(name: string, plan: BackupPlanConfig, opts: RunPla
   }
   const targets = live.map((l) => l.result);
   return { plan: name, ok: targets.every((t) => t.ok), startedAt, finishedAt: clock.now(), summary, fileErrors, targets };
+}
+
+/**
+ * Blobs a snapshot's tree references that have no usable copy: not in the index (missing, or
+ * marked damaged), or in a pack that is not on the storage now (it may have gone during the run).
+ */
+async function unavailableBlobs(repo: Repository, root: string): Promise<number> {
+  const onDisk = await listPacks(repo.backend);
+  const seen = new Set<string>();
+  let missing = 0;
+  const walk = async (sha: string): Promise<void> => {
+    if (seen.has(sha)) return;
+    seen.add(sha);
+    const loc = repo.locate(Buffer.from(sha, 'hex'));
+    if (!loc || !onDisk.has(loc.pack)) {
+      missing++;
+      return;
+    }
+    const tree = await repo.loadTree(sha);
+    for (const n of tree.nodes) {
+      if (n.type === 'dir' && n.subtree) await walk(n.subtree);
+      else
+        for (const c of n.content ?? []) {
+          const at = repo.locate(Buffer.from(c, 'hex'));
+          if (!at || !onDisk.has(at.pack)) missing++;
+        }
+    }
+  };
+  await walk(root);
+  return missing;
 }
 
 async function release(live: Live[]): Promise<void> {

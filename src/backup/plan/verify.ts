@@ -3,10 +3,14 @@
 // verification number k re-reads the packs of slot k mod N. N runs cover every pack, so with N
 // chosen from the period and the schedule, every pack is re-read within the period. Selection is
 // pure; the read itself re-hashes each pack and decrypts every blob, like `check --read-data`.
+// Damage found is marked in the repository (repair packs' damage marks): the next plan run stores
+// those blobs again from the source instead of deduplicating onto them, and until then the
+// structure check says the snapshots referencing them are not whole.
 import { filePath } from '../backend.js';
 import { check, type Repository } from '../engine.js';
 import { sha256 } from '../crypto.js';
-import type { BlobEntry } from '../format.js';
+import { FLAG_DAMAGED, type BlobEntry } from '../format.js';
+import { damageMarks, entryKey, readAllIndexFiles, writeDamageMarks } from '../repoindex.js';
 
 /** The slot of a pack among `slots`. */
 export function packSlot(packId: string, slots: number): number {
@@ -43,13 +47,10 @@ export async function verifyRepository(repo: Repository, slots: number, run: num
   const structure = await check(repo, {});
   const errors = [...structure.errors];
   const packs = new Map<string, { size: number; entries: BlobEntry[] }>();
-  for await (const f of repo.backend.list('index')) {
-    try {
-      for (const p of await repo.readIndexFile(f.name)) if (!packs.has(p.id)) packs.set(p.id, { size: p.size, entries: p.entries });
-    } catch {
-      // already reported by the structure check
-    }
-  }
+  const { files } = await readAllIndexFiles(repo); // damaged index files: reported by the structure check
+  const marks = damageMarks(files);
+  for (const f of files) for (const p of f.packs) if (!packs.has(p.id)) packs.set(p.id, { size: p.size, entries: p.entries.filter((e) => !(e.flags & FLAG_DAMAGED) && !marks.has(entryKey(p.id, e))) });
+  const bad = new Map<string, { size: number; entries: BlobEntry[] }>();
   const chosen = packsForRun([...packs.keys()], slots, run);
   const damaged: string[] = [];
   let bytesRead = 0;
@@ -65,22 +66,31 @@ export async function verifyRepository(repo: Repository, slots: number, run: num
       problems.push(`unreadable: ${(err as Error).message}`);
     }
     if (raw) {
-      if (sha256(raw).toString('hex') !== id) problems.push('content does not match its name (SHA-256)');
-      let bad = 0;
+      const known = [...marks].some((k) => k.startsWith(`${id}:`)); // a pack with marked damage no longer matches its name: known
+      if (!known && sha256(raw).toString('hex') !== id) problems.push('content does not match its name (SHA-256)');
+      const failed: BlobEntry[] = [];
       for (const e of p.entries) {
         try {
           const plain = repo.openBlob(raw.subarray(e.offset, e.offset + e.length), e.id, e.flags, file);
-          if (plain.length !== e.rawLength || !repo.idFor(sha256(plain)).equals(e.id)) bad++;
+          if (plain.length !== e.rawLength || !repo.idFor(sha256(plain)).equals(e.id)) failed.push(e);
         } catch {
-          bad++;
+          failed.push(e);
         }
       }
-      if (bad) problems.push(`${bad} of ${p.entries.length} blobs fail verification`);
+      if (failed.length) {
+        problems.push(`${failed.length} of ${p.entries.length} blobs fail verification (marked damaged: the next plan run stores them again from the source)`);
+        bad.set(id, { size: p.size, entries: failed });
+      }
     }
     if (problems.length) {
       damaged.push(id);
       errors.push(`${file} is damaged: ${problems.join('; ')}`);
     }
+  }
+  try {
+    await writeDamageMarks(repo, bad);
+  } catch (err) {
+    errors.push(`could not record the damage in the repository: ${(err as Error).message}`);
   }
   return { ok: errors.length === 0, slot: run % slots, slots, packsTotal: packs.size, packsRead: chosen.length, bytesRead, errors, damagedPacks: damaged };
 }

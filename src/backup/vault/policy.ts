@@ -10,6 +10,10 @@ export interface VaultToken {
   readonly role: Role;
   /** Repositories this token may use; undefined = all (admin tokens always reach all). */
   readonly repos?: readonly string[] | undefined;
+  /** PUTs in flight at once (default 32 for clients, 64 for the admin) */
+  readonly maxUploads?: number;
+  /** bytes accepted per UTC day (default unlimited) */
+  readonly maxBytesPerDay?: number;
 }
 
 export interface DeleteQuestion {

@@ -9,10 +9,16 @@
 //   GET    /v1/repos/:repo/:type/           list files: JSON [{name, size}]
 //   HEAD   /v1/repos/:repo/:type/:name      stat (Content-Length)
 //   GET    /v1/repos/:repo/:type/:name      read; honours Range: bytes=a-b
-//   PUT    /v1/repos/:repo/:type/:name      write (409 if it exists); X-Bulwark-Retain-Until: ms;
-//                                           X-Bulwark-Sha256: hex of the body (checked before storing)
+//   PUT    /v1/repos/:repo/:type/:name      write (409 if it exists); X-Bulwark-Retain-Until: ms (at most
+//                                           --max-retention ahead); X-Bulwark-Sha256: hex of the body
+//                                           (checked before storing). Bodies stream to disk; keys and
+//                                           snapshots are validated (framing, size, name = SHA-256).
 //   DELETE /v1/repos/:repo/:type/:name      remove, subject to policy
-// Errors answer JSON {code, message} with 401/403/404/409/413/507/500.
+//   POST   /v1/repos/:repo/:type/:name?quarantine   admin only: move the file aside (never deleted,
+//                                           even inside its retention lock) to .vault-quarantine/
+// Per token: at most max_concurrent_uploads PUTs at once (429) and max_bytes_per_day (507; the
+// day's counts are kept in <root>/.vault-usage.json, so a restart does not reset them).
+// Errors answer JSON {code, message} with 400/401/403/404/409/413/429/507/500.
 import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
 import { promises as fs, readFileSync } from 'node:fs';
 import { createServer as createHttpServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
@@ -24,10 +30,11 @@ import { z } from 'zod';
 import { type Clock, systemClock } from '../../core/clock.js';
 import { BulwarkError, describeError, isBulwarkError, type ErrorCode } from '../../core/errors.js';
 import { parseHostPort } from '../../core/config/types.js';
-import { parseDuration } from '../../core/units.js';
+import { parseDuration, parseSize } from '../../core/units.js';
 import { checkHandle, FILE_TYPES, filePath, type FileType, type Handle } from '../backend.js';
 import { LocalBackend } from '../backends/local.js';
 import { mayDelete, mayUse, type VaultToken } from './policy.js';
+import { uploadLimit, validateUpload } from './validate.js';
 
 export interface VaultServerOptions {
   root: string;
@@ -39,6 +46,10 @@ export interface VaultServerOptions {
   clock?: Clock;
   /** Largest accepted file (bytes). */
   maxBody?: number;
+  /** Latest X-Bulwark-Retain-Until accepted, as ms from now (default: 400 days, or retention + 1 day if longer). */
+  maxRetentionMs?: number;
+  /** Validate key, snapshot and index uploads and check content-addressed names (default true). */
+  validateUploads?: boolean;
   log?: (msg: string, data?: Record<string, unknown>) => void;
 }
 
@@ -61,6 +72,8 @@ const tokensSchema = z.strictObject({
         name: z.string().min(1),
         token: z.string().min(16, { message: 'client tokens must be at least 16 characters' }),
         repos: z.array(z.string().regex(REPO_RE)).optional(),
+        max_concurrent_uploads: z.number().int().min(1).max(1024).optional(),
+        max_bytes_per_day: z.union([z.number().int().positive(), z.string()]).optional(),
       }),
     )
     .default([]),
@@ -86,7 +99,17 @@ export function loadTokens(file: string): VaultToken[] {
     });
   }
   const all: VaultToken[] = [{ name: 'admin', token: parsed.admin, role: 'admin' }];
-  for (const c of parsed.clients) all.push({ name: c.name, token: c.token, role: 'client', repos: c.repos });
+  for (const c of parsed.clients) {
+    let perDay: number | undefined;
+    if (c.max_bytes_per_day !== undefined) {
+      try {
+        perDay = parseSize(c.max_bytes_per_day, 'max_bytes_per_day');
+      } catch (err) {
+        throw new BulwarkError('BULWARK_VAULT_TOKENS', `the tokens file ${file}: client '${c.name}': ${describeError(err)}`, { hint: 'a size such as 50GiB' });
+      }
+    }
+    all.push({ name: c.name, token: c.token, role: 'client', repos: c.repos, ...(c.max_concurrent_uploads ? { maxUploads: c.max_concurrent_uploads } : {}), ...(perDay ? { maxBytesPerDay: perDay } : {}) });
+  }
   const seen = new Set<string>();
   for (const t of all) {
     if (seen.has(t.token)) throw new BulwarkError('BULWARK_VAULT_TOKENS', `the tokens file ${file} gives two entries the same token`, { hint: 'every client needs its own token' });
@@ -127,10 +150,17 @@ export class VaultServer {
   readonly #server: Server;
   readonly #repos = new Map<string, LocalBackend>();
   readonly #lockWrites = new Map<string, Promise<void>>();
+  /** Per token: uploads in flight, and bytes accepted on the current UTC day (in memory: a restart resets it). */
+  readonly #uploads = new Map<string, number>();
+  readonly #daily = new Map<string, { day: number; bytes: number }>();
+  /** Daily usage is saved here (debounced), so a restart does not reset the quotas. */
+  #usageTimer: NodeJS.Timeout | undefined;
+  #usageWrite: Promise<void> = Promise.resolve();
   #address = '';
 
   constructor(opts: VaultServerOptions) {
-    this.#opts = { clock: systemClock, maxBody: 1024 * 1024 * 1024, ...opts };
+    const day = 86_400_000;
+    this.#opts = { clock: systemClock, maxBody: 1024 * 1024 * 1024, maxRetentionMs: Math.max(400 * day, opts.retentionMs + day), validateUploads: true, ...opts };
     const handler = (req: IncomingMessage, res: ServerResponse): void => {
       this.#handle(req, res).catch((err: unknown) => this.#fail(res, err));
     };
@@ -172,12 +202,19 @@ export class VaultServer {
         resolve();
       });
     });
+    await this.#loadUsage();
     const a = this.#server.address() as AddressInfo;
     this.#address = `${a.family === 'IPv6' ? `[${a.address}]` : a.address}:${a.port}`;
     return this.#address;
   }
 
   async close(): Promise<void> {
+    if (this.#usageTimer) {
+      clearTimeout(this.#usageTimer);
+      this.#usageTimer = undefined;
+      this.#saveUsage();
+    }
+    await this.#usageWrite;
     await new Promise<void>((resolve) => {
       this.#server.close(() => resolve());
       this.#server.closeAllConnections();
@@ -281,21 +318,90 @@ export class VaultServer {
         return;
       }
       case 'PUT': {
-        const body = await this.#body(req);
-        const sum = req.headers['x-bulwark-sha256'];
-        if (typeof sum === 'string' && createHash('sha256').update(body).digest('hex') !== sum) {
-          throw new HttpError(400, 'BULWARK_BACKEND_IO', 'the body does not match its X-Bulwark-Sha256 (truncated or damaged upload); nothing was stored');
-        }
         const retainRaw = req.headers['x-bulwark-retain-until'];
         const retainUntil = typeof retainRaw === 'string' && /^\d+$/.test(retainRaw) ? Number(retainRaw) : undefined;
-        if (retainUntil !== undefined) {
+        const latest = this.#opts.clock.now() + this.#opts.maxRetentionMs;
+        if (retainUntil !== undefined && retainUntil > latest) {
+          this.#opts.log?.('write refused', { repo: repoName, file: filePath(h), token: tok.name, reason: 'retain-until past max retention' });
+          throw new HttpError(403, 'BULWARK_BACKEND_REFUSED', `X-Bulwark-Retain-Until ${new Date(retainUntil).toISOString()} is past this vault's --max-retention (${new Date(latest).toISOString()}); nothing was stored`);
+        }
+        const release = this.#admit(tok, Number(req.headers['content-length'] ?? 0) || 0);
+        try {
+          const sum = req.headers['x-bulwark-sha256'];
+          const validate = this.#opts.validateUploads;
+          const small = uploadLimit(type);
+          if (validate && small !== undefined) {
+            // Keys, snapshots, config, locks: small; checked whole before anything is stored.
+            const body = await this.#body(req, Math.min(small, this.#opts.maxBody));
+            if (typeof sum === 'string' && createHash('sha256').update(body).digest('hex') !== sum) {
+              throw new HttpError(400, 'BULWARK_BACKEND_IO', 'the body does not match its X-Bulwark-Sha256 (truncated or damaged upload); nothing was stored');
+            }
+            const bad = validateUpload(h, body);
+            if (bad) {
+              this.#opts.log?.('write refused', { repo: repoName, file: filePath(h), token: tok.name, reason: bad });
+              throw new HttpError(400, 'BULWARK_BACKEND_REFUSED', `${filePath(h)} refused: ${bad}; nothing was stored`);
+            }
+            this.#count(tok, body.length);
+            if (retainUntil !== undefined) await this.#extendLock(repoName, h, retainUntil);
+            await repo.write(h, body);
+            this.#opts.log?.('write', { repo: repoName, file: filePath(h), bytes: body.length, token: tok.name });
+            res.writeHead(201).end();
+            return;
+          }
           // The lock is recorded before the file appears, so a crash never leaves a file without its lock.
           // A lock left by an earlier attempt that failed is only ever extended, never kept shorter.
-          await this.#extendLock(repoName, h, retainUntil);
+          if (retainUntil !== undefined) await this.#extendLock(repoName, h, retainUntil);
+          const hash = createHash('sha256');
+          let size = 0;
+          const declared = Number(req.headers['content-length'] ?? NaN);
+          if (declared > this.#opts.maxBody) throw new HttpError(413, 'BULWARK_BACKEND_FULL', `file of ${declared} bytes exceeds the vault's limit of ${this.#opts.maxBody}`);
+          const maxBody = this.#opts.maxBody;
+          const count = (n: number): void => this.#count(tok, n);
+          async function* source(): AsyncIterable<Buffer> {
+            for await (const c of req as AsyncIterable<Buffer>) {
+              size += c.length;
+              if (size > maxBody) throw new HttpError(413, 'BULWARK_BACKEND_FULL', `file exceeds the vault's limit of ${maxBody} bytes`);
+              count(c.length);
+              hash.update(c);
+              yield c;
+            }
+          }
+          await repo.writeStream(h, source(), () => {
+            if (!Number.isNaN(declared) && size !== declared) throw new HttpError(400, 'BULWARK_BACKEND_IO', `upload truncated: got ${size} of ${declared} bytes`);
+            const hex = hash.digest('hex');
+            if (typeof sum === 'string' && hex !== sum) throw new HttpError(400, 'BULWARK_BACKEND_IO', 'the body does not match its X-Bulwark-Sha256 (truncated or damaged upload); nothing was stored');
+            if (validate && (type === 'data' || type === 'index') && hex !== h.name) throw new HttpError(400, 'BULWARK_BACKEND_REFUSED', `${filePath(h)} refused: its name is not the SHA-256 of its content; nothing was stored`);
+          });
+          this.#opts.log?.('write', { repo: repoName, file: filePath(h), bytes: size, token: tok.name });
+          res.writeHead(201).end();
+          return;
+        } catch (err) {
+          // Refused before the whole body arrived (quota, size, a full disk): answer, then close the
+          // connection, or the client keeps sending into a request nobody reads and stalls.
+          if (!req.complete) {
+            res.setHeader('connection', 'close');
+            res.once('finish', () => req.destroy());
+          }
+          throw err;
+        } finally {
+          release();
         }
-        await repo.write(h, body);
-        this.#opts.log?.('write', { repo: repoName, file: filePath(h), bytes: body.length, token: tok.name });
-        res.writeHead(201).end();
+      }
+      case 'POST': {
+        if (!url.searchParams.has('quarantine')) throw new HttpError(405, 'BULWARK_API_BAD_REQUEST', 'POST on a file only quarantines it: add ?quarantine');
+        if (tok.role !== 'admin') throw new HttpError(403, 'BULWARK_BACKEND_REFUSED', 'only the admin token may quarantine a file');
+        const from = join(this.#opts.root, repoName, filePath(h));
+        const dir = join(this.#opts.root, repoName, '.vault-quarantine', type);
+        const to = join(dir, `${h.name}.${this.#opts.clock.now()}`);
+        try {
+          await fs.stat(from);
+        } catch {
+          throw new HttpError(404, 'BULWARK_BACKEND_NOT_FOUND', `${filePath(h)} does not exist`);
+        }
+        await fs.mkdir(dir, { recursive: true, mode: 0o700 });
+        await fs.rename(from, to); // moved aside, never deleted; its retention record stays
+        this.#opts.log?.('quarantine', { repo: repoName, file: filePath(h), token: tok.name, to: `.vault-quarantine/${type}/${h.name}.${this.#opts.clock.now()}` });
+        this.#json(res, 200, { quarantined: filePath(h), to: `.vault-quarantine/${type}/${to.split('/').at(-1) ?? ''}` });
         return;
       }
       case 'DELETE': {
@@ -373,8 +479,84 @@ export class VaultServer {
     return next;
   }
 
-  #body(req: IncomingMessage): Promise<Buffer> {
-    const max = this.#opts.maxBody;
+  /** Admits an upload by this token: its concurrency and daily byte limits. Returns the release. */
+  #admit(tok: VaultToken, declared: number): () => void {
+    const n = this.#uploads.get(tok.name) ?? 0;
+    const max = tok.maxUploads ?? (tok.role === 'admin' ? 64 : 32);
+    if (n >= max) throw new HttpError(429, 'BULWARK_BACKEND_REFUSED', `token '${tok.name}' already has ${n} uploads in flight (its limit is ${max}); retry later`);
+    if (tok.maxBytesPerDay !== undefined && declared > 0) {
+      const d = this.#today(tok);
+      if (d.bytes + declared > tok.maxBytesPerDay) throw new HttpError(507, 'BULWARK_BACKEND_FULL', `token '${tok.name}' reached its quota of ${tok.maxBytesPerDay} bytes per day; nothing was stored`);
+    }
+    this.#uploads.set(tok.name, n + 1);
+    let done = false;
+    return () => {
+      if (done) return;
+      done = true;
+      const left = (this.#uploads.get(tok.name) ?? 1) - 1;
+      if (left <= 0) this.#uploads.delete(tok.name);
+      else this.#uploads.set(tok.name, left);
+    };
+  }
+
+  #today(tok: VaultToken): { day: number; bytes: number } {
+    const day = Math.floor(this.#opts.clock.now() / 86_400_000);
+    let d = this.#daily.get(tok.name);
+    if (!d || d.day !== day) this.#daily.set(tok.name, (d = { day, bytes: 0 }));
+    return d;
+  }
+
+  get #usageFile(): string {
+    return join(this.#opts.root, '.vault-usage.json'); // not a repository name (those start alphanumeric)
+  }
+
+  async #loadUsage(): Promise<void> {
+    let v: unknown;
+    try {
+      v = JSON.parse(await fs.readFile(this.#usageFile, 'utf8'));
+    } catch {
+      return; // none yet, or unreadable: start from zero (the log still has every write)
+    }
+    const u = v as { day?: unknown; bytes?: unknown };
+    const today = Math.floor(this.#opts.clock.now() / 86_400_000);
+    if (u.day !== today || typeof u.bytes !== 'object' || u.bytes === null) return;
+    for (const [name, n] of Object.entries(u.bytes as Record<string, unknown>)) if (typeof n === 'number' && Number.isFinite(n) && n >= 0) this.#daily.set(name, { day: today, bytes: n });
+  }
+
+  #saveUsage(): void {
+    const today = Math.floor(this.#opts.clock.now() / 86_400_000);
+    const bytes: Record<string, number> = {};
+    for (const [name, d] of this.#daily) if (d.day === today) bytes[name] = d.bytes;
+    const text = JSON.stringify({ day: today, bytes });
+    const file = this.#usageFile;
+    this.#usageWrite = this.#usageWrite.then(async () => {
+      const tmp = `${file}.tmp-${randomBytes(6).toString('hex')}`;
+      try {
+        await fs.writeFile(tmp, text, { mode: 0o600 });
+        await fs.rename(tmp, file);
+      } catch (err) {
+        await fs.rm(tmp, { force: true });
+        this.#opts.log?.('usage not saved', { error: describeError(err) });
+      }
+    });
+  }
+
+  /** Counts accepted bytes against the token's daily quota (throws once it is exceeded). */
+  #count(tok: VaultToken, n: number): void {
+    if (tok.maxBytesPerDay === undefined) return;
+    const d = this.#today(tok);
+    d.bytes += n;
+    if (!this.#usageTimer) {
+      this.#usageTimer = setTimeout(() => {
+        this.#usageTimer = undefined;
+        this.#saveUsage();
+      }, 1000);
+      this.#usageTimer.unref();
+    }
+    if (d.bytes > tok.maxBytesPerDay) throw new HttpError(507, 'BULWARK_BACKEND_FULL', `token '${tok.name}' reached its quota of ${tok.maxBytesPerDay} bytes per day; nothing was stored`);
+  }
+
+  #body(req: IncomingMessage, max = this.#opts.maxBody): Promise<Buffer> {
     const declared = Number(req.headers['content-length'] ?? NaN);
     if (declared > max) return Promise.reject(new HttpError(413, 'BULWARK_BACKEND_FULL', `file of ${declared} bytes exceeds the vault's limit of ${max}`));
     return new Promise((resolve, reject) => {

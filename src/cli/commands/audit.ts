@@ -7,18 +7,10 @@
 import { existsSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import type { Command } from 'commander';
-import { auditInputs } from '../../audit/inputs.js';
-import { auditPlan } from '../../audit/rules.js';
-import { auditSpof } from '../../audit/spof.js';
-import { auditLive, gatherLive, type LiveState } from '../../audit/live.js';
-import { createCoordination } from '../../coord/index.js';
-import { instanceName } from '../../core/config/cluster.js';
-import { probePlan } from '../../backup/plan/probe.js';
+import type { LiveState } from '../../audit/live.js';
 import { systemClock } from '../../core/clock.js';
 import type { BackupPlanConfig } from '../../core/config/schema.js';
-import { loadConfig, loadInstanceConfig } from '../../core/config/load.js';
 import { BulwarkError } from '../../core/errors.js';
-import { SqliteStore } from '../../store/sqlite.js';
 import { printJson, printTable } from '../output.js';
 
 export function registerAuditCommand(program: Command): void {
@@ -31,6 +23,13 @@ export function registerAuditCommand(program: Command): void {
     .option('--instance <name>', 'cluster mode: read the plan history of this instance (else BULWARK_INSTANCE)')
     .option('--json', 'print JSON')
     .action(async (opts: { config: string; json?: boolean; plan?: string; probe?: boolean; instance?: string }) => {
+      const { auditInputs } = await import('../../audit/inputs.js');
+      const { auditPlan } = await import('../../audit/rules.js');
+      const { auditSpof } = await import('../../audit/spof.js');
+      const { probePlan } = await import('../../backup/plan/probe.js');
+      const { loadConfig, loadInstanceConfig } = await import('../../core/config/load.js');
+      const { instanceName } = await import('../../core/config/cluster.js');
+      const { SqliteStore } = await import('../../store/sqlite.js');
       const plain = loadConfig(opts.config);
       const instance = instanceName(opts.instance);
       const loaded = plain.config.cluster && instance !== undefined ? loadInstanceConfig(opts.config, instance) : plain;
@@ -61,6 +60,8 @@ export function registerAuditCommand(program: Command): void {
       let live: LiveState | undefined;
       if (opts.plan === undefined && plain.config.cluster) {
         // What the cluster is now, not only what the config says: etcd's members and the live instances.
+        const { gatherLive } = await import('../../audit/live.js');
+        const { createCoordination } = await import('../../coord/index.js');
         const coordination = createCoordination(plain.config.coordination, { clock: systemClock, identity: `audit@${process.pid}` });
         try {
           live = await gatherLive(plain.config, coordination);
@@ -68,6 +69,7 @@ export function registerAuditCommand(program: Command): void {
           await coordination.close().catch(() => undefined);
         }
       }
+      const { auditLive } = await import('../../audit/live.js');
       const spof = opts.plan === undefined ? [...auditSpof(loaded.config), ...(live ? auditLive(plain.config, live) : [])] : [];
       const spofViolations = spof.filter((f) => f.severity === 'violation');
       const ok = results.every((r) => r.ok) && spofViolations.length === 0;

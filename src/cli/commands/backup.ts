@@ -1,12 +1,14 @@
-// Owns the backup engine's commands: `bulwark backup init|create|snapshots|restore|check|forget|prune|key`.
+// Owns the backup engine's commands: `bulwark backup init|create|snapshots|restore|check|forget|prune|repair|key`.
 // (`backup copy|plan|drill` and `vault` live in plans.ts.) The work is in src/backup/engine.ts.
 import { readFileSync } from 'node:fs';
 import type { Command } from 'commander';
-import cliProgress from 'cli-progress';
 import { BulwarkError } from '../../core/errors.js';
 import { formatBytes, formatDuration, parseDuration, parsePercent } from '../../core/units.js';
-import * as engine from '../../backup/engine.js';
-import { policyIsEmpty, type RetentionPolicy } from '../../backup/forget.js';
+import type * as Engine from '../../backup/engine.js';
+import type { RetentionPolicy } from '../../backup/forget.js';
+
+/** The backup engine, loaded when a command runs (not for --help or other commands). */
+const loadEngine = (): Promise<typeof Engine> => import('../../backup/engine.js');
 import { printJson, printTable, usage } from '../output.js';
 import { setExitCode } from '../exit.js';
 
@@ -32,7 +34,8 @@ function readPassword(file: string | undefined, env: string, flag: string): stri
   throw new BulwarkError('BULWARK_REPO_NO_PASSWORD', 'no repository password given', { hint: `set ${env} or pass ${flag} FILE (never on the command line)` });
 }
 
-async function openRepo(o: RepoOpts): Promise<engine.Repository> {
+async function openRepo(o: RepoOpts): Promise<Engine.Repository> {
+  const engine = await loadEngine();
   const backend = await engine.openBackend(o.repo);
   return engine.openRepository(backend, readPassword(o.passwordFile, 'BULWARK_PASSWORD', '--password-file'));
 }
@@ -47,6 +50,11 @@ function short(id: string): string {
   return id.slice(0, 8);
 }
 
+/** Damaged files the engine skipped (index, snapshot, key files): named on stderr, never silently. */
+function warnProblems(repo: Engine.Repository): void {
+  for (const [file, message] of repo.problems) process.stderr.write(`warning: skipped damaged ${file}: ${message.startsWith(file) ? message.slice(file.length).replace(/^[:\s]+/, '') : message}\n`);
+}
+
 export function registerBackupCommands(program: Command): Command {
   const backup = program.command('backup').description('deduplicating, compressed, encrypted backups (restic-like verbs)');
   const repoOpt = (c: Command): Command => c.requiredOption('--repo <url>', 'repository: a path, file://, sftp://, s3://, vault://').option('--password-file <file>', 'file holding the repository password (else BULWARK_PASSWORD)');
@@ -54,6 +62,7 @@ export function registerBackupCommands(program: Command): Command {
   repoOpt(backup.command('init').description('create a repository'))
     .option('--json', 'print JSON')
     .action(async (o: RepoOpts & { json?: boolean }) => {
+      const engine = await loadEngine();
       const backend = await engine.openBackend(o.repo);
       const repo = await engine.initRepository(backend, readPassword(o.passwordFile, 'BULWARK_PASSWORD', '--password-file'));
       if (o.json) printJson({ repo: backend.location, id: repo.config.id });
@@ -68,13 +77,15 @@ export function registerBackupCommands(program: Command): Command {
     .option('--json', 'progress and summary as JSON lines')
     .argument('<path...>')
     .action(async (paths: string[], o: RepoOpts & { tag?: string[]; exclude?: string[]; host?: string; full?: boolean; json?: boolean }) => {
+      const engine = await loadEngine();
+      const { default: cliProgress } = await import('cli-progress');
       const repo = await openRepo(o);
       const tty = process.stderr.isTTY && !o.json;
       const bar = tty ? new cliProgress.SingleBar({ format: '{bar} {percentage}% | {files}/{totalFiles} files | {doneBytes}/{allBytes} | {rate}/s | ETA {eta_formatted}', hideCursor: true, stream: process.stderr }, cliProgress.Presets.shades_classic) : undefined;
       const started = Date.now();
       let lastJson = 0;
       bar?.start(1, 0, { files: 0, totalFiles: 0, doneBytes: '0 B', allBytes: '?', rate: '0 B' });
-      const progress = (p: engine.ArchiveProgress): void => {
+      const progress = (p: Engine.ArchiveProgress): void => {
         const secs = Math.max(0.001, (Date.now() - started) / 1000);
         if (bar) {
           bar.setTotal(Math.max(1, p.totalBytes));
@@ -101,6 +112,10 @@ export function registerBackupCommands(program: Command): Command {
         },
       });
       bar?.stop();
+      for (const w of res.warnings) {
+        if (o.json) process.stdout.write(`${JSON.stringify({ type: 'warning', message: w })}\n`);
+        else process.stderr.write(`warning: ${w}\n`);
+      }
       const s = res.summary;
       const id = res.snapshots[0]?.id ?? '';
       if (o.json) process.stdout.write(`${JSON.stringify({ type: 'summary', snapshot: id, ...s })}\n`);
@@ -121,6 +136,7 @@ export function registerBackupCommands(program: Command): Command {
     .action(async (o: RepoOpts & { json?: boolean }) => {
       const repo = await openRepo(o);
       const snaps = await repo.listSnapshots();
+      warnProblems(repo);
       if (o.json) return printJson(snaps);
       printTable(
         snaps.map((s) => ({ id: short(s.id), time: s.time.replace('T', ' ').slice(0, 19), host: s.host, tags: s.tags.join(',') || '-', paths: s.paths.join(' '), size: formatBytes(s.summary.bytes), files: s.summary.files })),
@@ -132,15 +148,21 @@ export function registerBackupCommands(program: Command): Command {
     .requiredOption('--target <dir>', 'directory to restore into')
     .option('--include <path...>', 'restore only these paths (as backed up, or relative to the snapshot root)')
     .option('--verify', 'read back and check what was written')
+    .option('--keep-damaged', 'keep a file with lost byte ranges under its own name (default: renamed with the .damaged suffix)')
     .option('--json', 'print the result as JSON')
-    .action(async (ref: string, o: RepoOpts & { target: string; include?: string[]; verify?: boolean; json?: boolean }) => {
+    .action(async (ref: string, o: RepoOpts & { target: string; include?: string[]; verify?: boolean; keepDamaged?: boolean; json?: boolean }) => {
+      const engine = await loadEngine();
       const repo = await openRepo(o);
       const started = Date.now();
-      const r = await engine.restore(repo, ref, { target: o.target, ...(o.include ? { include: o.include } : {}), ...(o.verify ? { verify: true } : {}) });
-      if (o.json) printJson({ snapshot: r.snapshot.id, files: r.files, dirs: r.dirs, bytes: r.bytes, verified: r.verified, errors: r.errors, durationMs: Date.now() - started });
+      const r = await engine.restore(repo, ref, { target: o.target, ...(o.include ? { include: o.include } : {}), ...(o.verify ? { verify: true } : {}), ...(o.keepDamaged ? { keepDamaged: true } : {}) });
+      warnProblems(repo);
+      if (o.json) printJson({ snapshot: r.snapshot.id, files: r.files, dirs: r.dirs, bytes: r.bytes, verified: r.verified, errors: r.errors, damaged: r.damaged, durationMs: Date.now() - started });
       else process.stdout.write(`restored snapshot ${short(r.snapshot.id)} to ${o.target}: ${r.files} files, ${r.dirs} dirs, ${formatBytes(r.bytes)}${o.verify ? `, ${r.verified} files verified` : ''}; ${formatDuration(Date.now() - started)}\n`);
       if (r.errors.length) {
-        throw new BulwarkError('BULWARK_BACKUP_RESTORE_FAILED', `${r.errors.length} file(s) could not be restored${o.verify ? ' or verified' : ''}; the others were`, { details: r.errors.slice(0, 100).map((e) => `${e.path}: ${e.message}`), hint: 'run `bulwark backup check --read-data` to find damaged packs' });
+        throw new BulwarkError('BULWARK_BACKUP_RESTORE_FAILED', `${r.errors.length} file(s) could not be restored${o.verify ? ' or verified' : ''}${r.damaged.length ? ` (${r.damaged.length} salvaged with holes where data is lost)` : ''}; the others were`, {
+          details: r.errors.slice(0, 100).map((e) => `${e.path}: ${e.message}`),
+          hint: 'run `bulwark backup check --read-data` to find damaged packs, then see docs/operations.md "check found damage"',
+        });
       }
     });
 
@@ -150,6 +172,7 @@ export function registerBackupCommands(program: Command): Command {
     .option('--no-lock', 'take no shared lock (read-only storage); a concurrent prune may then show up as missing packs')
     .option('--json', 'print JSON')
     .action(async (o: RepoOpts & { readData?: boolean; readDataSubset?: string; json?: boolean; lock: boolean }) => {
+      const engine = await loadEngine();
       let subset: number | undefined;
       if (o.readDataSubset !== undefined) {
         try {
@@ -173,7 +196,12 @@ export function registerBackupCommands(program: Command): Command {
       }
       if (!rep.ok) {
         if (o.json) setExitCode(1);
-        else throw new BulwarkError('BULWARK_REPO_CHECK_FAILED', `check found ${rep.errors.length} error(s) in ${repo.backend.location}`, { details: rep.errors });
+        else {
+          throw new BulwarkError('BULWARK_REPO_CHECK_FAILED', `check found ${rep.errors.length} error(s) in ${repo.backend.location}`, {
+            details: rep.errors,
+            hint: 'docs/operations.md "Check found damage": `bulwark backup repair index` (index), `repair packs` then a backup (damaged packs), `repair snapshots` (lost data)',
+          });
+        }
       }
     });
 
@@ -189,6 +217,8 @@ export function registerBackupCommands(program: Command): Command {
     .option('--dry-run', 'show what would be removed and why')
     .option('--json', 'print JSON')
     .action(async (o: RepoOpts & Record<string, string | boolean | undefined>) => {
+      const engine = await loadEngine();
+      const { policyIsEmpty } = await import('../../backup/forget.js');
       const policy: RetentionPolicy = {};
       for (const k of ['last', 'hourly', 'daily', 'weekly', 'monthly', 'yearly'] as const) {
         const flag = `keep${k[0]?.toUpperCase()}${k.slice(1)}`;
@@ -206,8 +236,9 @@ export function registerBackupCommands(program: Command): Command {
       const repo = await openRepo(o);
       const dryRun = Boolean(o['dryRun']);
       const decisions = await engine.forget(repo, policy, { dryRun });
+      warnProblems(repo);
       const removed = decisions.filter((d) => !d.keep);
-      let pruned: engine.PruneResult | undefined;
+      let pruned: Engine.PruneResult | undefined;
       if (o['prune'] && !dryRun && removed.length) pruned = await engine.prune(repo);
       if (o['json']) return printJson({ dryRun, decisions, ...(pruned ? { prune: pruned } : {}) });
       printTable(decisions.map((d) => ({ id: short(d.id), time: d.time.replace('T', ' ').slice(0, 19), action: d.keep ? 'keep' : dryRun ? 'would remove' : 'removed', why: d.reasons.join(', ') })));
@@ -219,10 +250,47 @@ export function registerBackupCommands(program: Command): Command {
     .option('--dry-run', 'show what would be removed')
     .option('--json', 'print JSON')
     .action(async (o: RepoOpts & { dryRun?: boolean; json?: boolean }) => {
+      const engine = await loadEngine();
       const repo = await openRepo(o);
       const r = await engine.prune(repo, { ...(o.dryRun ? { dryRun: true } : {}), ...(o.json ? {} : { onLog: (l: string) => process.stdout.write(`${l}\n`) }) });
       if (o.json) return printJson(r);
       process.stdout.write(`${o.dryRun ? 'would delete' : 'deleted'} ${r.packsDeleted} packs (${r.packsRepacked} repacked into ${r.packsWritten} new), ${formatBytes(r.bytesFreed)} freed; ${r.blobsKept} blobs kept, ${r.blobsRemoved} removed\n`);
+    });
+
+  const repair = backup.command('repair').description('repair a damaged repository (after `check` found damage: docs/operations.md)');
+  repoOpt(repair.command('index').description('rebuild the index from the pack headers (exclusive lock; removes the old index files)'))
+    .option('--json', 'print JSON')
+    .action(async (o: RepoOpts & { json?: boolean }) => {
+      const engine = await loadEngine();
+      const repo = await openRepo(o);
+      const r = await engine.repairIndex(repo, o.json ? {} : { onLog: (l) => process.stdout.write(`${l}\n`) });
+      if (o.json) return printJson(r);
+      process.stdout.write(`index rebuilt: ${r.packs} packs, ${r.blobs} blobs; ${r.indexFilesRemoved} old index file(s) removed${r.unreadablePacks.length ? `; ${r.unreadablePacks.length} pack(s) with a damaged header kept as listed` : ''}\n`);
+    });
+  repoOpt(repair.command('packs').description('verify packs and mark every damaged blob: never deduplicated onto again, stored again by the next backup'))
+    .argument('[pack...]', 'pack ids (or prefixes) to read; default: every pack')
+    .option('--json', 'print JSON')
+    .action(async (ids: string[], o: RepoOpts & { json?: boolean }) => {
+      const engine = await loadEngine();
+      const repo = await openRepo(o);
+      const r = await engine.repairPacks(repo, { ...(ids.length ? { only: ids.map((i) => i.toLowerCase()) } : {}), ...(o.json ? {} : { onLog: (l: string) => process.stdout.write(`${l}\n`) }) });
+      if (o.json) return printJson(r);
+      process.stdout.write(`${r.packsRead} packs read; ${r.blobsMarked} damaged blob(s) marked${r.blobsMarked ? ': back up the same paths again to store them from the source, then `bulwark backup check`' : ''}\n`);
+    });
+  repoOpt(repair.command('snapshots').description('rewrite snapshots that reference missing or damaged data (lost chunks become zeros; the new snapshot says what was lost)'))
+    .option('--forget', 'remove each broken original (and unreadable snapshot files) once its repaired copy is saved')
+    .option('--dry-run', 'show what would be rewritten')
+    .option('--json', 'print JSON')
+    .action(async (o: RepoOpts & { forget?: boolean; dryRun?: boolean; json?: boolean }) => {
+      const engine = await loadEngine();
+      const repo = await openRepo(o);
+      const r = await engine.repairSnapshots(repo, { ...(o.forget ? { forget: true } : {}), ...(o.dryRun ? { dryRun: true } : {}), ...(o.json ? {} : { onLog: (l: string) => process.stdout.write(`${l}\n`) }) });
+      if (o.json) return printJson(r);
+      for (const s of r.rewritten) {
+        for (const f of s.files) process.stdout.write(`  ${short(s.original)}: ${f.path}: lost ${f.lost.map(([a, b]) => `${a}-${b}`).join(', ')}\n`);
+        for (const d of s.dirs) process.stdout.write(`  ${short(s.original)}: ${d}: directory listing lost\n`);
+      }
+      process.stdout.write(`${o.dryRun ? 'would rewrite' : 'rewrote'} ${r.rewritten.length} snapshot(s)${r.forgotten.length ? `, removed ${r.forgotten.length}` : ''}${r.unreadable.length && !o.forget ? `; ${r.unreadable.length} unreadable snapshot file(s) left (--forget removes them)` : ''}\n`);
     });
 
   const key = backup.command('key').description('manage the passwords (keys) of a repository');
@@ -239,7 +307,8 @@ export function registerBackupCommands(program: Command): Command {
       const repo = await openRepo(o);
       const keys = await repo.listKeys();
       if (o.json) return printJson(keys);
-      printTable(keys.map((k) => ({ id: k.id, current: k.current ? '*' : '', created: k.created, host: k.host, user: k.user })));
+      printTable(keys.map((k) => ({ id: k.id, current: k.current ? '*' : '', created: k.created, host: k.host, user: k.user, state: k.damaged ? 'DAMAGED' : 'ok' })));
+      for (const k of keys) if (k.damaged) process.stderr.write(`warning: ${k.damaged}\n`);
     });
   repoOpt(key.command('remove').description('remove a key (not the last, not the one in use)'))
     .argument('<id>')

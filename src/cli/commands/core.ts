@@ -1,14 +1,11 @@
 // Owns the control-plane commands: up, validate, status, nines.
 import type { Command } from 'commander';
 import { instanceName } from '../../core/config/cluster.js';
-import { loadConfig, loadInstanceConfig, parseConfigText } from '../../core/config/load.js';
-import { createLogger } from '../../core/logger.js';
 import { formatDuration, parseDuration, parsePercent } from '../../core/units.js';
 import { readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { availabilityFor, downtimeFor, PERIODS, type Period } from '../../slo/nines.js';
 import { printJson, printTable, usage } from '../output.js';
-import { startPlane } from '../runtime.js';
 import { apiGet } from '../api-client.js';
 import { setExitCode } from '../exit.js';
 
@@ -19,6 +16,9 @@ export function registerCoreCommands(program: Command): void {
     .requiredOption('-c, --config <file>', 'config file', 'bulwark.yaml')
     .option('--instance <name>', 'cluster mode: which instance under cluster.instances this is (else BULWARK_INSTANCE)')
     .action(async (opts: { config: string; instance?: string }) => {
+      const { loadInstanceConfig } = await import('../../core/config/load.js');
+      const { createLogger } = await import('../../core/logger.js');
+      const { startPlane } = await import('../runtime.js');
       const loaded = loadInstanceConfig(opts.config, instanceName(opts.instance));
       const logger = createLogger({ level: loaded.config.log?.level ?? 'info' });
       const plane = await startPlane(loaded, logger);
@@ -31,7 +31,8 @@ export function registerCoreCommands(program: Command): void {
     .requiredOption('-c, --config <file>', 'config file', 'bulwark.yaml')
     .option('--instance <name>', 'cluster mode: also check that this instance is listed (else BULWARK_INSTANCE, when set)')
     .option('--json', 'print the result as JSON')
-    .action((opts: { config: string; instance?: string; json?: boolean }) => {
+    .action(async (opts: { config: string; instance?: string; json?: boolean }) => {
+      const { loadConfig, loadInstanceConfig, parseConfigText } = await import('../../core/config/load.js');
       const file = resolve(opts.config);
       const instance = instanceName(opts.instance);
       if (!opts.json) {

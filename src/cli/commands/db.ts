@@ -4,7 +4,6 @@
 import type { Command } from 'commander';
 import { printJson, printTable } from '../output.js';
 import { apiRequest as apiCall, type ApiOpts } from '../api-client.js';
-import { fetchWal, pushWal } from '../../failover/wal.js';
 import { BulwarkError } from '../../core/errors.js';
 
 interface DbStatus {
@@ -90,7 +89,8 @@ export function registerDbCommands(program: Command): void {
     .argument('<dir>', 'WAL archive directory')
     .argument('<path>', 'the WAL file (%p)')
     .argument('<file>', 'its name (%f)')
-    .action((dir: string, path: string, file: string) => {
+    .action(async (dir: string, path: string, file: string) => {
+      const { pushWal } = await import('../../failover/wal.js');
       try {
         pushWal(dir, path, file);
       } catch (err) {
@@ -102,7 +102,8 @@ export function registerDbCommands(program: Command): void {
     .argument('<dir>', 'WAL archive directory')
     .argument('<file>', 'the WAL file name (%f)')
     .argument('<path>', 'where to write it (%p)')
-    .action((dir: string, file: string, path: string) => {
+    .action(async (dir: string, file: string, path: string) => {
+      const { fetchWal } = await import('../../failover/wal.js');
       if (!fetchWal(dir, file, path)) {
         // exit 1: for restore_command, the end of the archive
         throw new BulwarkError('BULWARK_DB_WAL_ARCHIVE', `${file} is not in the WAL archive ${dir}`, { hint: 'during recovery this is the normal end of the archive' });

@@ -1,9 +1,5 @@
 // Owns `bulwark demo` (what `npm start` runs): the embedded default in a temporary directory.
 import type { Command } from 'commander';
-import { prepareDemo } from '../../app/demo.js';
-import { loadConfig } from '../../core/config/load.js';
-import { createLogger } from '../../core/logger.js';
-import { startPlane } from '../runtime.js';
 import { setExitCode } from '../exit.js';
 
 export function registerDemoCommand(program: Command): void {
@@ -12,6 +8,10 @@ export function registerDemoCommand(program: Command): void {
     .description('run the embedded default: everything on loopback, in a temporary directory (Ctrl-C stops and cleans up)')
     .option('--listen <addr>', 'API and dashboard address', '127.0.0.1:7070')
     .action(async (opts: { listen: string }) => {
+      const { prepareDemo } = await import('../../app/demo.js');
+      const { loadConfig } = await import('../../core/config/load.js');
+      const { createLogger } = await import('../../core/logger.js');
+      const { startPlane } = await import('../runtime.js');
       const logger = createLogger({ level: process.env['BULWARK_LOG_LEVEL'] ?? 'warn' });
       const demo = await prepareDemo({ listen: opts.listen, logger });
       let plane;

@@ -3,20 +3,13 @@
 // (relative to the working directory, like the daemon), so `audit` and the daemon see CLI runs.
 import { existsSync, statSync } from 'node:fs';
 import { join, resolve } from 'node:path';
-import cliProgress from 'cli-progress';
 import type { Command } from 'commander';
-import { loadTls, loadTokens, parseRetention, VaultServer } from '../../backup/vault/server.js';
-import { drillPlan, getPlan, planStatus, runPlanRecorded, verifyPlan, type PlanContext } from '../../backup/plan/ops.js';
-import { planRunError } from '../../backup/plan/run.js';
-import { copySnapshots } from '../../backup/plan/copy.js';
-import { initRepository, openBackend, openRepository } from '../../backup/engine.js';
+import type { PlanContext } from '../../backup/plan/ops.js';
 import { readSecret } from '../../core/secrets.js';
 import { systemClock } from '../../core/clock.js';
-import { loadConfig, type LoadedConfig } from '../../core/config/load.js';
-import { isLoopbackHost } from '../../core/config/types.js';
+import type { LoadedConfig } from '../../core/config/load.js';
 import { BulwarkError } from '../../core/errors.js';
 import { formatBytes, formatDuration, parsePercent } from '../../core/units.js';
-import { SqliteStore } from '../../store/sqlite.js';
 import { printJson, printTable } from '../output.js';
 
 interface PlanOpts {
@@ -32,6 +25,8 @@ function age(ms: number | undefined): string {
 
 /** Runs fn with a plan context backed by the config's state store. */
 async function withContext<T>(file: string, fn: (loaded: LoadedConfig, ctx: PlanContext) => Promise<T>): Promise<T> {
+  const { loadConfig } = await import('../../core/config/load.js');
+  const { SqliteStore } = await import('../../store/sqlite.js');
   const loaded = loadConfig(file);
   const store = SqliteStore.open(resolve(loaded.config.state_dir));
   try {
@@ -52,6 +47,8 @@ export function registerPlanCommands(program: Command, backup: Command): void {
     .option('--json', 'print JSON')
     .argument('[snapshot...]')
     .action(async (refs: string[], opts: { from: string; to: string; fromPasswordFile?: string; toPasswordFile?: string; json?: boolean }) => {
+      const { copySnapshots } = await import('../../backup/plan/copy.js');
+      const { initRepository, openBackend, openRepository } = await import('../../backup/engine.js');
       const fromPw = readSecret({ file: opts.fromPasswordFile }, process.cwd(), '--from-password-file') ?? (process.env['BULWARK_PASSWORD'] || undefined);
       if (!fromPw) throw new BulwarkError('BULWARK_REPO_NO_PASSWORD', 'no password for the source repository', { hint: 'set BULWARK_PASSWORD or pass --from-password-file FILE' });
       const toPw = readSecret({ file: opts.toPasswordFile }, process.cwd(), '--to-password-file') ?? (process.env['BULWARK_TO_PASSWORD'] || undefined) ?? fromPw;
@@ -86,6 +83,9 @@ export function registerPlanCommands(program: Command, backup: Command): void {
     .requiredOption('-c, --config <file>', 'config file', 'bulwark.yaml')
     .option('--json', 'print the per-target report as JSON')
     .action(async (name: string, opts: PlanOpts) => {
+      const { getPlan, runPlanRecorded } = await import('../../backup/plan/ops.js');
+      const { planRunError } = await import('../../backup/plan/run.js');
+      const { default: cliProgress } = await import('cli-progress');
       await withContext(opts.config, async (loaded, ctx) => {
         const p = getPlan(loaded.config, name);
         const tty = process.stderr.isTTY === true && !opts.json;
@@ -138,6 +138,7 @@ export function registerPlanCommands(program: Command, backup: Command): void {
     .option('--target <name>', 'only this target')
     .option('--json', 'print JSON')
     .action(async (name: string, opts: PlanOpts) => {
+      const { getPlan, verifyPlan } = await import('../../backup/plan/ops.js');
       await withContext(opts.config, async (loaded, ctx) => {
         const out = await verifyPlan(name, getPlan(loaded.config, name), ctx, { target: opts.target });
         if (opts.json) printJson(out);
@@ -169,6 +170,9 @@ export function registerPlanCommands(program: Command, backup: Command): void {
     .requiredOption('-c, --config <file>', 'config file', 'bulwark.yaml')
     .option('--json', 'print JSON')
     .action(async (name: string | undefined, opts: PlanOpts) => {
+      const { getPlan, planStatus } = await import('../../backup/plan/ops.js');
+      const { loadConfig } = await import('../../core/config/load.js');
+      const { SqliteStore } = await import('../../store/sqlite.js');
       const loaded = loadConfig(opts.config);
       const names = name === undefined ? Object.keys(loaded.config.backups) : [name];
       for (const n of names) getPlan(loaded.config, n);
@@ -212,6 +216,7 @@ export function registerPlanCommands(program: Command, backup: Command): void {
     .option('--sample <percent>', 'restore only a deterministic sample of the files, like 10%')
     .option('--json', 'print JSON')
     .action(async (name: string, opts: PlanOpts) => {
+      const { drillPlan, getPlan } = await import('../../backup/plan/ops.js');
       const sample = opts.sample === undefined ? undefined : parsePercent(opts.sample, '--sample');
       await withContext(opts.config, async (loaded, ctx) => {
         const out = await drillPlan(name, getPlan(loaded.config, name), ctx, { target: opts.target, sample });
@@ -249,14 +254,18 @@ export function registerPlanCommands(program: Command, backup: Command): void {
     .requiredOption('--tokens <file>', 'YAML: `admin: TOKEN` and `clients: [{name, token, repos?}]`')
     .option('--append-only', 'refuse deletes by client tokens (overwrites are always refused)')
     .option('--retention <duration>', 'files stay undeletable this long after they are written, even by the admin token (like 30d)')
+    .option('--max-retention <duration>', 'refuse X-Bulwark-Retain-Until further ahead than this (default 400d, or --retention + 1d if longer)')
     .option('--tls-cert <file>', 'PEM certificate (with --tls-key: serve HTTPS)')
     .option('--tls-key <file>', 'PEM private key')
-    .action(async (opts: { root: string; listen: string; tokens: string; appendOnly?: boolean; retention?: string; tlsCert?: string; tlsKey?: string }) => {
+    .action(async (opts: { root: string; listen: string; tokens: string; appendOnly?: boolean; retention?: string; maxRetention?: string; tlsCert?: string; tlsKey?: string }) => {
+      const { loadTls, loadTokens, parseRetention, VaultServer } = await import('../../backup/vault/server.js');
+      const { isLoopbackHost } = await import('../../core/config/types.js');
       const server = new VaultServer({
         root: resolve(opts.root),
         tokens: loadTokens(opts.tokens),
         appendOnly: opts.appendOnly === true,
         retentionMs: parseRetention(opts.retention),
+        ...(opts.maxRetention !== undefined ? { maxRetentionMs: parseRetention(opts.maxRetention) } : {}),
         tls: loadTls(opts.tlsCert, opts.tlsKey),
         log: (msg, data) => process.stderr.write(`${JSON.stringify({ time: new Date().toISOString(), msg, ...data })}\n`),
       });

@@ -169,6 +169,17 @@ function crossChecks(config: BulwarkConfig, baseDir: string): Array<{ path: Path
   }
   secret(out, baseDir, ['api'], { file: config.api.token_file, env: config.api.token_env }, 'token');
   out.push(...clusterChecks(config));
+  secret(out, baseDir, ['api'], { file: config.api.read_token_file, env: config.api.read_token_env }, 'read_token');
+  if ((config.api.read_token_file || config.api.read_token_env) && !config.api.token_file && !config.api.token_env) {
+    out.push({ path: ['api', 'read_token_file'], message: 'a read-only token needs an admin token too (api.token_file or api.token_env): without one, anyone could change state' });
+  }
+  for (const [svc, sc] of Object.entries(config.services)) {
+    if (sc.heartbeat) secret(out, baseDir, ['services', svc, 'heartbeat'], { file: sc.heartbeat.token_file, env: sc.heartbeat.token_env }, 'token');
+  }
+  for (const [ch, c] of Object.entries(config.notify?.channels ?? {})) {
+    if (c.type === 'webhook') secret(out, baseDir, ['notify', 'channels', ch], { file: c.secret_file, env: c.secret_env }, 'secret');
+    if (c.type === 'email') secret(out, baseDir, ['notify', 'channels', ch], { file: c.password_file, env: c.password_env }, 'password');
+  }
 
   const listens = new Map<string, string>();
   const claim = (addr: string, path: PathKey[]): void => {
@@ -274,7 +285,13 @@ export function parseConfigText(text: string, file: string): { config?: BulwarkC
       }),
     };
   }
-  const raw: unknown = doc.toJS() ?? {};
+  let raw: unknown;
+  try {
+    raw = doc.toJS() ?? {};
+  } catch (err) {
+    // e.g. a "billion laughs" document: the yaml library refuses to expand it (resource exhaustion)
+    return { syntax: true, problems: [{ line: 1, column: 1, path: '(yaml)', message: `${(err as Error).message} (aliases expand to too much)` }] };
+  }
   const result = configSchema.safeParse(raw, { reportInput: true });
   if (!result.success) {
     const problems = result.error.issues.flatMap((i) => issueToProblems(i, doc, lc));

@@ -4,6 +4,7 @@
 import { CronExpressionParser } from 'cron-parser';
 import { z } from 'zod';
 import { address, duration, name, percent, size } from './types.js';
+import { notifySchema } from './notify-schema.js';
 
 const healthSchema = z.strictObject({
   http: z
@@ -48,13 +49,22 @@ const serviceSchema = z.strictObject({
   balance: z.enum(['round-robin', 'least-request', 'random-two']).default('least-request'),
   backends: z.array(backendSchema).min(1, { message: 'expected at least one backend' }),
   health: healthSchema.optional(),
-  heartbeat: z.strictObject({ ttl: duration() }).optional(),
+  heartbeat: z
+    .strictObject({
+      ttl: duration(),
+      /** A token that may only POST this service's heartbeats (give it to the nodes instead of the admin token). */
+      token_file: z.string().optional(),
+      token_env: z.string().optional(),
+    })
+    .optional(),
   passive: passiveSchema.optional(),
   retries: z.number().int().min(0).max(10).default(2),
   timeouts: z
     .strictObject({
       connect: duration().default(1000),
       response: duration().default(30_000),
+      /** HTTP: longest wait for one attempt's response head; then an idempotent request is retried on another backend (default: response). */
+      per_try: duration().optional(),
       idle: duration().default(60_000),
     })
     .optional(),
@@ -303,6 +313,9 @@ export const configSchema = z.strictObject({
       listen: address().default('127.0.0.1:7070'),
       token_file: z.string().optional(),
       token_env: z.string().optional(),
+      /** Read-only token: GET requests and /metrics (Prometheus), never a state change. */
+      read_token_file: z.string().optional(),
+      read_token_env: z.string().optional(),
     })
     .default({ listen: '127.0.0.1:7070' }),
   state_dir: z.string().default('./var'),
@@ -321,12 +334,16 @@ export const configSchema = z.strictObject({
       }),
     ])
     .default({ kind: 'local' }),
+  /** The proxy's data path (owned by proxy/): workers: 1 runs it in the daemon; N or auto (one per core) in worker processes that share the listeners, with health, ejections and stats kept by the daemon. */
+  proxy: z.strictObject({ workers: z.union([z.literal('auto'), z.number().int().min(1).max(64)]).default(1) }).default({ workers: 1 }),
   services: z.record(name(), serviceSchema).default({}),
   databases: z.record(name(), databaseSchema).default({}),
   backups: z.record(name(), planSchema).default({}),
   slos: z.record(name(), sloSchema).default({}),
   /** Maintenance windows excluded from every SLO budget of the services they name (owned by src/slo). */
   maintenance: z.array(maintenanceSchema).default([]),
+  /** Notifications of incidents (owned by src/notify). */
+  notify: notifySchema.optional(),
 });
 
 /** The validated config, with defaults filled in and units converted. */
