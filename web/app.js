@@ -334,6 +334,27 @@
 
   const RENDERERS = { health: ['Health', renderHealth], proxy: ['Services', renderProxy], failover: ['Databases', renderFailover], slo: ['SLOs', renderSlo], 'backup-plans': ['Backups', renderPlans], audit: ['3-2-1-1-0 audit', renderAudit], notify: ['Notifications', renderNotify] };
 
+  // Cluster mode: the members first (live in etcd or gone, API reachable), then this instance's
+  // sections, then every other instance's own sections (plain tables) or why it did not answer.
+  function clusterView(s, own) {
+    const c = s.cluster;
+    if (!c || c.name === null || c.name === undefined) return own;
+    const rows = (c.members || []).map((m) => ({ instance: m.name + (m.self ? ' (this)' : ''), api: m.api, zone: m.zone, member: m.state, api_reachable: m.reachable ? 'yes' : 'NO', version: m.version }));
+    let html = '<section data-cluster="' + esc(c.name) + '" id="s-cluster"><h2>Cluster ' + esc(c.name) + '</h2>' + table(rows, ['instance', 'api', 'zone', 'member', 'api_reachable', 'version']) + (c.members_error ? '<p class="bad">' + esc(c.members_error) + '</p>' : '') + '</section>';
+    for (const m of c.members || []) {
+      html += '<div data-instance="' + esc(m.name) + '"><h2>Instance ' + esc(m.name) + (m.zone ? ' · zone ' + esc(m.zone) : '') + (m.self ? ' (this one)' : '') + '</h2>';
+      if (m.self) html += own;
+      else {
+        const v = (c.instances || {})[m.name];
+        if (v && v.state === 'up' && v.status) {
+          for (const [name, data] of Object.entries(v.status.subsystems || {})) html += '<section data-peer-subsystem="' + esc(name) + '"><h3>' + esc((RENDERERS[name] || [name])[0]) + '</h3>' + renderGeneric(data || {}) + '</section>';
+        } else html += '<p class="bad">unreachable: ' + esc((v && v.error && v.error.message) || 'no answer') + '</p>';
+      }
+      html += '</div>';
+    }
+    return html;
+  }
+
   function render(s) {
     tiles.length = 0;
     const sections = [];
@@ -352,7 +373,7 @@
     const focused = document.activeElement && document.activeElement.closest && document.activeElement.closest('#main') ? (document.activeElement.id || null) : null;
     for (const c of state.charts.values()) c.destroy();
     state.charts.clear();
-    $('main').innerHTML = sections.join('') || '<p class="muted">no subsystems configured</p>';
+    $('main').innerHTML = clusterView(s, sections.join('') || '<p class="muted">no subsystems configured</p>');
     for (const el of document.querySelectorAll('#main select, #main input')) { const k = el.id || el.getAttribute('data-switchover-to'); if (keep[k] !== undefined) el.value = keep[k]; }
     if (focused && $(focused)) $(focused).focus();
     for (const b of document.querySelectorAll('.budget b[data-w]')) b.style.width = b.getAttribute('data-w') + '%';

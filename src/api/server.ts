@@ -16,7 +16,10 @@ import { dashboardAsset, dashboardHtml } from '../web/dashboard.js';
 
 /** What the API needs from the running control plane. */
 export interface ControlPlane {
+  /** This instance's own status (GET /v1/status?scope=local). */
   status(): unknown;
+  /** The whole cluster's status (GET /v1/status); planes without it answer status(). */
+  clusterStatus?(): Promise<unknown>;
   routes(): Route[];
   /** Changes when routes() would return a different set (optional: routes are then read once). */
   routesVersion?(): number;
@@ -66,7 +69,15 @@ export class ApiServer {
     this.#readTokenBuf = opts.readToken ? Buffer.from(opts.readToken) : undefined;
     this.#scoped = (opts.scopedTokens ?? []).map((t) => ({ buf: Buffer.from(t.token), method: t.method, pathPrefix: t.pathPrefix }));
     this.#router.add({ method: 'GET', path: '/healthz', handle: () => ({ ok: true }) });
-    this.#router.add({ method: 'GET', path: '/v1/status', handle: () => this.#plane.status() });
+    this.#router.add({
+      method: 'GET',
+      path: '/v1/status',
+      handle: ({ url }) => {
+        const scope = url.searchParams.get('scope') ?? 'cluster';
+        if (scope !== 'local' && scope !== 'cluster') throw new BulwarkError('BULWARK_API_BAD_REQUEST', `scope=${scope}: expected local or cluster`);
+        return scope === 'local' || !this.#plane.clusterStatus ? this.#plane.status() : this.#plane.clusterStatus();
+      },
+    });
     this.#router.add({
       method: 'GET',
       path: '/v1/whoami',

@@ -14,6 +14,15 @@ import { createNotify } from '../notify/index.js';
 /** What the composition root gives factories: the subsystem deps plus the one coordination service of this instance. */
 export interface AppDeps extends SubsystemDeps {
   readonly coordination: Coordination;
+  /** Cluster mode: the other instances, reachable over their APIs with the shared token (undefined outside cluster mode). */
+  readonly peers?: PeerClient | undefined;
+}
+
+/** GET requests to the other instances of the cluster. */
+export interface PeerClient {
+  names(): string[];
+  /** Rejects with BULWARK_CLUSTER_REMOTE when the peer does not answer. */
+  get(instance: string, path: string): Promise<unknown>;
 }
 
 export type SubsystemFactory = (deps: AppDeps) => Subsystem | undefined;

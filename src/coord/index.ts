@@ -8,7 +8,7 @@ import { EtcdCoordination } from './etcd.js';
 import type { Coordination } from './lease.js';
 import { LocalCoordination } from './local.js';
 
-export type { Coordination, LeaderLease } from './lease.js';
+export type { Coordination, EtcdMember, LeaderLease } from './lease.js';
 export { LocalCoordination, LocalLeaseTable } from './local.js';
 export { EtcdCoordination } from './etcd.js';
 
@@ -28,3 +28,7 @@ export function createCoordination(config: CoordinationConfig, deps: { clock: Cl
   }
   return new LocalCoordination({ identity: deps.identity ?? defaultIdentity(), clock: deps.clock });
 }
+export { listMembers, liveMembers, joinMembers, Membership, MEMBERS_PREFIX } from './members.js';
+export type { MemberHealth, MemberRecord, MemberState, MemberView, ConfiguredInstance } from './members.js';
+export { decideSlot, OnceScheduler, parseSlotRecord } from './once.js';
+export type { OnceTask, SlotDecision, SlotRecord, OnceSchedulerOptions } from './once.js';

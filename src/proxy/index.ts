@@ -45,6 +45,7 @@ export class Proxy implements Subsystem {
       finished: (service, b, status, ok, ms) => this.#finished(service, b, status, ok, ms),
       failed: (service, pool, b, reason, detail) => this.#outliers.failed(service, pool, b, reason, detail),
       log: (level, fields, msg) => deps.logger[level](fields, msg),
+      localZone: deps.instance?.zone, // cluster mode: active-active prefers this instance's zone
     };
     registerProxyMetrics(
       deps.metrics,
@@ -93,6 +94,7 @@ export class Proxy implements Subsystem {
       succeeded: (service, b) => this.#services.get(service)?.pool.success(b),
       request: (service, backend, ok, status, ms, at) => this.#deps.events.emit('proxy.request', { service, backend, ok, status, latency_ms: ms, at }),
       log: (level, fields, msg) => this.#deps.logger[level](fields, msg),
+      localZone: this.#deps.instance?.zone,
     });
     this.#group = group;
     await group.start(this.#config.services);

@@ -52,6 +52,8 @@ export class Backend<IO = unknown> {
   port: number;
   weight: number;
   standby: boolean;
+  /** The zone the backend runs in (cluster mode), or undefined. */
+  zone: string | undefined = undefined;
   /** Position in the pool (bit in retry masks). */
   index = 0;
   health: NodeHealth = 'unknown';
@@ -138,6 +140,11 @@ export class Pool<B extends Backend<unknown> = Backend> {
   /** Active-passive: since when a primary has been usable while standby serves (failback damping). */
   #primaryBackSince = 0;
   readonly #random: () => number;
+  /**
+   * Cluster mode: this instance's zone. Active-active picks among the backends of this zone while
+   * one of them is usable (and not excluded by a retry), else among all.
+   */
+  localZone: string | undefined = undefined;
 
   constructor(opts: PoolOptions, random: () => number = Math.random) {
     this.#opts = opts;
@@ -204,11 +211,16 @@ export class Pool<B extends Backend<unknown> = Backend> {
       // The chosen tier is exhausted for this request (all excluded): try the other one.
       return this.#pickIn(now, exclude, standbyTier ? 0 : 1);
     }
+    const zone = this.localZone;
+    if (zone !== undefined) {
+      const local = this.#pickIn(now, exclude, 2, zone);
+      if (local) return local;
+    }
     return this.#pickIn(now, exclude, 2);
   }
 
-  /** tier: 0 primaries only, 1 standbys only, 2 all. */
-  #pickIn(now: number, exclude: number, tier: number): B | undefined {
+  /** tier: 0 primaries only, 1 standbys only, 2 all. zone: only backends of that zone. */
+  #pickIn(now: number, exclude: number, tier: number, zone?: string): B | undefined {
     const list = this.backends;
     const n = list.length;
     switch (this.#opts.balance) {
@@ -218,7 +230,7 @@ export class Pool<B extends Backend<unknown> = Backend> {
         let best: B | undefined;
         for (let i = 0; i < n; i++) {
           const b = list[i] as B;
-          if (!this.#eligible(b, now, exclude, tier)) continue;
+          if (!this.#eligible(b, now, exclude, tier, zone)) continue;
           const w = this.#effectiveWeight(b, now);
           b.current += w;
           total += w;
@@ -233,7 +245,7 @@ export class Pool<B extends Backend<unknown> = Backend> {
         const start = this.#rr++ % (n || 1);
         for (let k = 0; k < n; k++) {
           const b = list[(start + k) % n] as B;
-          if (!this.#eligible(b, now, exclude, tier)) continue;
+          if (!this.#eligible(b, now, exclude, tier, zone)) continue;
           const score = (b.inFlight + 1) / this.#effectiveWeight(b, now);
           if (score < bestScore) {
             bestScore = score;
@@ -244,30 +256,31 @@ export class Pool<B extends Backend<unknown> = Backend> {
       }
       case 'random-two': {
         let count = 0;
-        for (let i = 0; i < n; i++) if (this.#eligible(list[i] as B, now, exclude, tier)) count++;
+        for (let i = 0; i < n; i++) if (this.#eligible(list[i] as B, now, exclude, tier, zone)) count++;
         if (count === 0) return undefined;
         const ia = Math.floor(this.#random() * count);
-        const a = this.#nth(ia, now, exclude, tier) as B;
+        const a = this.#nth(ia, now, exclude, tier, zone) as B;
         if (count === 1) return a;
         let j = Math.floor(this.#random() * (count - 1));
         if (j >= ia) j++;
-        const c = this.#nth(j, now, exclude, tier) ?? a;
+        const c = this.#nth(j, now, exclude, tier, zone) ?? a;
         return (a.inFlight + 1) / this.#effectiveWeight(a, now) <= (c.inFlight + 1) / this.#effectiveWeight(c, now) ? a : c;
       }
     }
   }
 
-  #nth(k: number, now: number, exclude: number, tier: number): B | undefined {
+  #nth(k: number, now: number, exclude: number, tier: number, zone?: string): B | undefined {
     let seen = 0;
     for (const b of this.backends) {
-      if (!this.#eligible(b, now, exclude, tier)) continue;
+      if (!this.#eligible(b, now, exclude, tier, zone)) continue;
       if (seen === k) return b;
       seen++;
     }
     return undefined;
   }
 
-  #eligible(b: B, now: number, exclude: number, tier: number): boolean {
+  #eligible(b: B, now: number, exclude: number, tier: number, zone?: string): boolean {
+    if (zone !== undefined && b.zone !== zone) return false;
     if (!b.usable(now)) return false;
     if (b.index < 31 && (exclude & (1 << b.index)) !== 0) return false;
     if (tier === 0 && b.standby) return false;

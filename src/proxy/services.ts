@@ -22,6 +22,8 @@ export interface ServiceHooks {
   /** A success on live traffic (only needed where the outlier streak is kept elsewhere: workers). */
   succeeded?(service: string, b: Backend<unknown>): void;
   log(level: 'info' | 'warn', fields: Record<string, unknown>, msg: string): void;
+  /** Cluster mode: this instance's zone (active-active prefers its backends). */
+  readonly localZone?: string | undefined;
 }
 
 export function poolOptions(cfg: ServiceConfig): PoolOptions {
@@ -81,6 +83,7 @@ export class ServiceRuntime {
         },
         { timeouts: timeoutsOf(cfg), retries: cfg.retries, count5xx: cfg.passive?.count_5xx ?? false },
       );
+      pool.localZone = hooks.localZone;
       this.#p = { kind: 'http', svc, pool };
       for (const bc of cfg.backends) pool.add(this.#httpBackend(bc));
       this.#server = svc.server();
@@ -101,6 +104,7 @@ export class ServiceRuntime {
         },
         { connectTimeout: t.connect, idleTimeout: cfg.timeouts?.idle ?? 0, retries: cfg.retries },
       );
+      pool.localZone = hooks.localZone;
       this.#p = { kind: 'tcp', svc, pool };
       for (const bc of cfg.backends) pool.add(this.#tcpBackend(bc));
       this.#server = svc.server();
@@ -126,12 +130,16 @@ export class ServiceRuntime {
 
   #httpBackend(bc: ServiceConfig['backends'][number]): HttpBackend {
     const hp = parseHostPort(bc.address) as { host: string; port: number };
-    return new Backend(bc.name, bc.address, hp.host, hp.port, bc.weight, bc.standby, this.#hooks.now(), upstreamPool(hp, timeoutsOf(this.cfg)));
+    const b: HttpBackend = new Backend(bc.name, bc.address, hp.host, hp.port, bc.weight, bc.standby, this.#hooks.now(), upstreamPool(hp, timeoutsOf(this.cfg)));
+    b.zone = bc.zone;
+    return b;
   }
 
   #tcpBackend(bc: ServiceConfig['backends'][number]): TcpBackend {
     const hp = parseHostPort(bc.address) as { host: string; port: number };
-    return new Backend(bc.name, bc.address, hp.host, hp.port, bc.weight, bc.standby, this.#hooks.now(), new Set<Socket>());
+    const b: TcpBackend = new Backend(bc.name, bc.address, hp.host, hp.port, bc.weight, bc.standby, this.#hooks.now(), new Set<Socket>());
+    b.zone = bc.zone;
+    return b;
   }
 
   /** A health transition of one of this service's backends. */
@@ -177,6 +185,7 @@ export class ServiceRuntime {
       if (b.draining) b.draining = false;
       b.weight = bc.weight;
       b.standby = bc.standby;
+      b.zone = bc.zone;
       const moved = bc.address !== b.address;
       if (moved) {
         const hp = parseHostPort(bc.address) as { host: string; port: number };

@@ -48,6 +48,7 @@ const hooks: ServiceHooks = {
     send({ t: 'ok', service, backend: b.name });
   },
   log: (level, fields, msg) => send({ t: 'log', level, fields, msg }),
+  localZone: process.env['BULWARK_PROXY_ZONE'] || undefined, // set by workers/group.ts in cluster mode
 };
 
 async function configure(cfgs: Record<string, ServiceConfig>): Promise<void> {

@@ -40,6 +40,12 @@ export const KEYS = {
   observed: 'observed',
 } as const;
 
+/** Rows copied from another instance are stored under "peer:<instance>:<key>" (and the same for latency services). */
+export const PEER_PREFIX = 'peer:';
+export function peerKey(instance: string, key: string): string {
+  return `${PEER_PREFIX}${instance}:${key}`;
+}
+
 export class SloRepo implements BucketSums {
   readonly #store: StateStore;
 
@@ -106,6 +112,82 @@ export class SloRepo implements BucketSums {
             ...[source.threshold, source.service, range.start, range.end, ...(noEx ? [] : [ex])],
           );
     return { good: row?.good ?? 0, total: row?.total ?? 0 };
+  }
+
+  // --- request SLI rows of other instances (cluster mode: SLOs count every instance's traffic) ---
+
+  /**
+   * This instance's own request-SLI rows (availability counts and latency histograms, minute or
+   * hourly) with bucket_start in [from, to): what a peer pulls. Rows copied from peers are not served.
+   */
+  ownRequestRows(from: number, to: number): { counts: Array<CountRow & { bucket_ms: number }>; latency: Array<LatencyRow & { bucket_ms: number }>; next: number | null } {
+    const counts = this.#store.all<CountRow & { bucket_ms: number }>(
+      `SELECT slo_key AS key, bucket_start, bucket_ms, good, total FROM sli_buckets WHERE slo_key LIKE 'avail:%' AND bucket_start >= ? AND bucket_start < ? ORDER BY bucket_start`,
+      from, to,
+    );
+    const latency = this.#store.all<LatencyRow & { bucket_ms: number }>(
+      `SELECT service, bucket_start, bucket_ms, le, count FROM sli_latency WHERE service NOT LIKE '${PEER_PREFIX}%' AND bucket_start >= ? AND bucket_start < ? ORDER BY bucket_start`,
+      from, to,
+    );
+    // Where the next page has rows at all: a puller skips empty spans instead of paging through them.
+    const a = this.#store.get<{ t: number | null }>(`SELECT MIN(bucket_start) AS t FROM sli_buckets WHERE slo_key LIKE 'avail:%' AND bucket_start >= ?`, to)?.t ?? null;
+    const b = this.#store.get<{ t: number | null }>(`SELECT MIN(bucket_start) AS t FROM sli_latency WHERE service NOT LIKE '${PEER_PREFIX}%' AND bucket_start >= ?`, to)?.t ?? null;
+    const next = a === null ? b : b === null ? a : Math.min(a, b);
+    return { counts, latency, next };
+  }
+
+  /**
+   * Stores rows pulled from a peer under its prefix, replacing what was pulled before (a pull is
+   * idempotent): an hourly row replaces everything of its hour, a minute row replaces its minute
+   * unless that hour is already an hourly row here.
+   */
+  replacePeerRows(instance: string, counts: ReadonlyArray<CountRow & { bucket_ms: number }>, latency: ReadonlyArray<LatencyRow & { bucket_ms: number }>): void {
+    if (counts.length === 0 && latency.length === 0) return;
+    const st = this.#store;
+    st.transaction(() => {
+      for (const c of counts) {
+        const key = peerKey(instance, c.key);
+        const hour = Math.floor(c.bucket_start / HOUR_MS) * HOUR_MS;
+        if (c.bucket_ms === HOUR_MS) {
+          st.run('DELETE FROM sli_buckets WHERE slo_key = ? AND bucket_start >= ? AND bucket_start < ?', key, hour, hour + HOUR_MS);
+        } else if (st.get('SELECT 1 FROM sli_buckets WHERE slo_key = ? AND bucket_start = ? AND bucket_ms = ?', key, hour, HOUR_MS)) {
+          continue;
+        }
+        st.run(
+          `INSERT INTO sli_buckets (slo_key, bucket_start, bucket_ms, good, total) VALUES (?, ?, ?, ?, ?)
+           ON CONFLICT (slo_key, bucket_start, bucket_ms) DO UPDATE SET good = excluded.good, total = excluded.total`,
+          key, c.bucket_start, c.bucket_ms, c.good, c.total,
+        );
+      }
+      const clearedHours = new Set<string>();
+      for (const l of latency) {
+        const svc = peerKey(instance, l.service);
+        const hour = Math.floor(l.bucket_start / HOUR_MS) * HOUR_MS;
+        if (l.bucket_ms === HOUR_MS) {
+          const id = `${svc}\u0000${hour}`;
+          if (!clearedHours.has(id)) {
+            st.run('DELETE FROM sli_latency WHERE service = ? AND bucket_start >= ? AND bucket_start < ?', svc, hour, hour + HOUR_MS);
+            clearedHours.add(id);
+          }
+        } else if (st.get('SELECT 1 FROM sli_latency WHERE service = ? AND bucket_start = ? AND bucket_ms = ? LIMIT 1', svc, hour, HOUR_MS)) {
+          continue;
+        }
+        st.run(
+          `INSERT INTO sli_latency (service, bucket_start, bucket_ms, le, count) VALUES (?, ?, ?, ?, ?)
+           ON CONFLICT (service, bucket_start, bucket_ms, le) DO UPDATE SET count = excluded.count`,
+          svc, l.bucket_start, l.bucket_ms, l.le, l.count,
+        );
+      }
+    });
+  }
+
+  /** The newest bucket pulled from a peer, or undefined (where the next pull resumes after a restart). */
+  peerCursor(instance: string): number | undefined {
+    const p = `${peerKey(instance, '')}%`;
+    const a = this.#store.get<{ t: number | null }>('SELECT MAX(bucket_start) AS t FROM sli_buckets WHERE slo_key LIKE ?', p)?.t ?? undefined;
+    const b = this.#store.get<{ t: number | null }>('SELECT MAX(bucket_start) AS t FROM sli_latency WHERE service LIKE ?', p)?.t ?? undefined;
+    if (a === undefined) return b;
+    return b === undefined ? a : Math.max(a, b);
   }
 
   /** Earliest bucket of a key, or undefined. */

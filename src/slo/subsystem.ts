@@ -2,7 +2,11 @@
 // availability and latency, health.transition for probe time slices), flushes them to the store
 // every minute, evaluates the burn-rate alert tiers, records and publishes alerts ('slo.alert'),
 // delivers them by webhook, keeps maintenance windows, exports metrics, and serves
-// GET /v1/slo, GET /v1/slo/alerts and /v1/maintenance.
+// GET /v1/slo, GET /v1/slo/alerts and /v1/maintenance. In cluster mode every instance records
+// and flushes its own traffic and pulls its peers' request SLIs (cluster.ts), so the report on any
+// instance counts every instance's traffic; only the holder of the job/slo lease steps the alert
+// state machines and delivers webhooks, and the open alerts live in the KV so that the next
+// holder carries them on (no alert fired twice, none left unresolved) when the lease moves.
 import { Gauge } from 'prom-client';
 import type { BulwarkConfig } from '../core/config/schema.js';
 import { BulwarkError, describeError } from '../core/errors.js';
@@ -13,9 +17,22 @@ import { parseDuration } from '../core/units.js';
 import { publicReport, SloEngine, label, type Report, type SloDefinition } from './engine.js';
 import { HOUR_MS, MINUTE_MS, stepAlerts } from './math.js';
 import { bucketFor, latencyBounds, MinuteAggregator } from './recorder.js';
-import { KEYS, SloRepo } from './repo.js';
+import { KEYS, SloRepo, type AlertRow } from './repo.js';
 import { SlidingSums } from './sums.js';
 import { floorTo } from './windows.js';
+import { ClusterSums, SliPuller, type SliPeers } from './cluster.js';
+import type { Coordination, LeaderLease } from '../coord/index.js';
+
+/** What the SLO subsystem needs beyond SubsystemDeps in cluster mode (from the composition root). */
+export interface SloDeps extends SubsystemDeps {
+  readonly coordination?: Coordination | undefined;
+  /** The other instances, reachable over their APIs (cluster mode). */
+  readonly peers?: SliPeers | undefined;
+}
+
+/** The open alerts in the KV, written by the lease holder after each evaluation. */
+export const ALERTS_KEY = 'jobs/slo/alerts';
+type KvAlert = Pick<AlertRow, 'slo' | 'tier' | 'severity' | 'tier_window' | 'threshold' | 'fired_at' | 'burn_long' | 'burn_short'>;
 
 /** Is a finished request bad for an SLO's availability? Connection failures and timeouts always are. */
 export function isBad(e: Pick<BulwarkEvents['proxy.request'], 'ok' | 'status'>, badStatus: ReadonlyArray<'5xx' | '4xx' | number>): boolean {
@@ -49,7 +66,13 @@ export interface SloOptions {
 
 export class SloSubsystem implements Subsystem {
   readonly name = 'slo';
-  readonly #deps: SubsystemDeps;
+  readonly #deps: SloDeps;
+  /** Cluster mode: the evaluation lease and the peers' SLI puller (undefined outside cluster mode). */
+  readonly #cluster: { lease: LeaderLease; puller: SliPuller; coordination: Coordination } | undefined;
+  #heldLease = false;
+  #pullErrors: Record<string, string> = {};
+  /** Cluster mode, not the holder: the open alerts as the holder last published them (slo -> tiers). */
+  #sharedFiring: Map<string, number[]> | undefined;
   readonly #repo: SloRepo;
   readonly #engine: SloEngine;
   readonly #agg = new MinuteAggregator();
@@ -73,14 +96,16 @@ export class SloSubsystem implements Subsystem {
   #running = false;
   readonly #gauges: { sli: Gauge; budget: Gauge; burn: Gauge; firing: Gauge };
 
-  constructor(deps: SubsystemDeps, opts: SloOptions = {}) {
+  constructor(deps: SloDeps, opts: SloOptions = {}) {
     this.#deps = deps;
     this.#retryDelays = opts.webhookRetryDelays ?? [1000, 4000];
     this.#config = deps.config;
     this.#repo = new SloRepo(deps.store);
     // Buckets before the minute of the last flush get no more writes: their sums slide with the window.
     this.#sums = new SlidingSums(this.#repo, () => floorTo(this.#lastFlush, MINUTE_MS));
-    this.#engine = new SloEngine(this.#repo, deps.config, this.#sums);
+    const peers = deps.instance && deps.coordination ? deps.peers : undefined;
+    this.#cluster = peers && deps.coordination ? { lease: deps.coordination.lease('job/slo'), puller: new SliPuller(this.#repo, peers, deps.clock), coordination: deps.coordination } : undefined;
+    this.#engine = new SloEngine(this.#repo, deps.config, peers ? new ClusterSums(this.#sums, this.#repo, () => peers.names()) : this.#sums);
     const gauge = (name: string, help: string, labelNames: string[]): Gauge =>
       (deps.metrics.getSingleMetric(name) as Gauge | undefined) ?? new Gauge({ name, help, labelNames, registers: [deps.metrics] });
     this.#gauges = {
@@ -123,6 +148,10 @@ export class SloSubsystem implements Subsystem {
     const now = this.#deps.clock.now();
     const next = floorTo(now, MINUTE_MS) + MINUTE_MS;
     this.#timer = this.#deps.clock.setTimeout(() => {
+      if (this.#cluster) {
+        void this.clusterTick().finally(() => this.#schedule());
+        return;
+      }
       try {
         this.tick();
       } catch (err) {
@@ -130,6 +159,76 @@ export class SloSubsystem implements Subsystem {
       }
       this.#schedule();
     }, next - now);
+  }
+
+  /**
+   * Cluster mode, every minute: flush this instance's observations, pull the peers' request SLIs,
+   * then evaluate; only the holder of job/slo steps the alerts (and publishes them to the KV).
+   * Never throws.
+   */
+  async clusterTick(): Promise<Report | undefined> {
+    const c = this.#cluster;
+    if (!c) return this.tick();
+    try {
+      this.flush();
+      const failed = await c.puller.pull();
+      for (const [peer, why] of Object.entries(failed)) {
+        if (this.#pullErrors[peer] !== why) this.#deps.logger.warn({ peer, err: why }, 'slo: cannot pull the SLI counts of a peer (they are counted when it answers again)');
+      }
+      this.#pullErrors = failed;
+      const held = await c.lease.acquire().catch(() => false);
+      if (held && !this.#heldLease) await this.#adoptAlerts(c);
+      this.#heldLease = held;
+      if (!this.#running) return undefined;
+      if (!held) {
+        // Show what the holder says is firing, not this instance's own (stale) alert state.
+        const text = await c.coordination.kv.get(ALERTS_KEY).catch(() => undefined);
+        const shared = text === undefined ? [] : (JSON.parse(text) as KvAlert[]);
+        this.#sharedFiring = new Map();
+        for (const a of shared) this.#sharedFiring.set(a.slo, [...(this.#sharedFiring.get(a.slo) ?? []), a.tier]);
+        return this.#evaluate(false);
+      }
+      this.#sharedFiring = undefined;
+      const r = this.#evaluate(true);
+      await c.coordination.kv.putIfHolder(c.lease, ALERTS_KEY, JSON.stringify(this.#repo.openAlerts().map((a): KvAlert => ({ slo: a.slo, tier: a.tier, severity: a.severity, tier_window: a.tier_window, threshold: a.threshold, fired_at: a.fired_at, burn_long: a.burn_long, burn_short: a.burn_short }))));
+      return r;
+    } catch (err) {
+      this.#deps.logger.error({ err: describeError(err) }, 'slo evaluation failed');
+      return undefined;
+    }
+  }
+
+  /** Whether this instance evaluates the alerts now (always true outside cluster mode). */
+  get evaluatesAlerts(): boolean {
+    return this.#cluster ? this.#cluster.lease.isHeld() : true;
+  }
+
+  /** Becoming the holder: carry on the alerts the previous holder left open, and close those it resolved. */
+  async #adoptAlerts(c: { coordination: Coordination }): Promise<void> {
+    const text = await c.coordination.kv.get(ALERTS_KEY);
+    if (text === undefined) return; // no holder before: this instance's own open alerts stand
+    let shared: KvAlert[];
+    try {
+      shared = JSON.parse(text) as KvAlert[];
+    } catch {
+      return;
+    }
+    const now = this.#deps.clock.now();
+    const local = this.#repo.openAlerts();
+    for (const a of shared) {
+      if (local.some((l) => l.slo === a.slo && l.tier === a.tier)) continue;
+      const id = this.#repo.recordFiring(a);
+      const m = this.#firing.get(a.slo) ?? new Map<number, number>();
+      m.set(a.tier, id);
+      this.#firing.set(a.slo, m);
+      this.#gauges.firing.set({ slo: a.slo, severity: a.severity, window: a.tier_window }, 1);
+    }
+    for (const l of local) {
+      if (shared.some((a) => a.slo === l.slo && a.tier === l.tier)) continue;
+      this.#repo.recordResolved(l.id, now);
+      this.#firing.get(l.slo)?.delete(l.tier);
+      this.#gauges.firing.set({ slo: l.slo, severity: l.severity, window: l.tier_window }, 0);
+    }
   }
 
   #onRequest(e: BulwarkEvents['proxy.request']): void {
@@ -164,6 +263,10 @@ export class SloSubsystem implements Subsystem {
 
   /** One evaluation: flush, compute the report, step the alert state machines, update metrics. */
   tick(): Report {
+    return this.#evaluate(true);
+  }
+
+  #evaluate(alerts: boolean): Report {
     const now = this.#deps.clock.now();
     this.flush();
     if (now - this.#lastCompaction >= HOUR_MS) {
@@ -176,7 +279,7 @@ export class SloSubsystem implements Subsystem {
     for (const r of report.slos) {
       const def = this.#engine.definitions.find((d) => d.name === r.name) as SloDefinition;
       this.#metrics(r);
-      this.#alerts(def, r, now);
+      if (alerts) this.#alerts(def, r, now);
     }
     return report;
   }
@@ -294,6 +397,7 @@ export class SloSubsystem implements Subsystem {
   async stop(): Promise<void> {
     this.#running = false;
     this.#timer?.cancel();
+    await this.#cluster?.lease.release();
     for (const u of this.#unsubscribe.splice(0)) u();
     const now = this.#deps.clock.now();
     // Close every time slice: after this the daemon's downtime is missing data.
@@ -342,7 +446,8 @@ export class SloSubsystem implements Subsystem {
     }
     const rows = this.#engine.definitions.map((d) => {
       const s = r?.slos.find((x) => x.name === d.name);
-      const firing = [...(this.#firing.get(d.name)?.keys() ?? [])].map((i) => d.tiers[i]?.severity).filter(Boolean);
+      const open = this.#sharedFiring && !this.evaluatesAlerts ? (this.#sharedFiring.get(d.name) ?? []) : [...(this.#firing.get(d.name)?.keys() ?? [])];
+      const firing = open.map((i) => d.tiers[i]?.severity).filter(Boolean);
       return {
         slo: d.name,
         service: d.config.service,
@@ -354,11 +459,30 @@ export class SloSubsystem implements Subsystem {
         alerts: firing.length > 0 ? firing.join(',') : 'none',
       };
     });
-    return { rows, columns: ['slo', 'service', 'sli', 'objective', 'value', 'budget_left', 'burn_1h', 'alerts'], evaluated_at: r?.generated_at ?? null };
+    return {
+      rows,
+      columns: ['slo', 'service', 'sli', 'objective', 'value', 'budget_left', 'burn_1h', 'alerts'],
+      evaluated_at: r?.generated_at ?? null,
+      ...(this.#cluster ? { alerts_evaluated_here: this.evaluatesAlerts, counts: 'every instance', unreachable_peers: Object.keys(this.#pullErrors) } : {}),
+    };
   }
 
   routes(): Route[] {
     return [
+      {
+        // Cluster mode: peers pull this instance's own request-SLI rows (cluster.ts).
+        method: 'GET',
+        path: '/v1/internal/sli',
+        handle: ({ url }) => {
+          const from = Number(url.searchParams.get('from'));
+          const to = Number(url.searchParams.get('to'));
+          if (!Number.isFinite(from) || !Number.isFinite(to) || to < from) {
+            throw new BulwarkError('BULWARK_API_BAD_REQUEST', 'GET /v1/internal/sli needs from and to (epoch ms, from <= to)', { httpStatus: 400 });
+          }
+          this.flush();
+          return { instance: this.#deps.instance?.name ?? null, ...this.#repo.ownRequestRows(from, to) };
+        },
+      },
       { method: 'GET', path: '/v1/slo', handle: ({ url }) => publicReport(this.report(url.searchParams.get('slo') ?? undefined)) },
       { method: 'GET', path: '/v1/slo/alerts', handle: ({ url }) => ({ alerts: this.#repo.alerts(Math.min(1000, Number(url.searchParams.get('limit') ?? 100) || 100)) }) },
       { method: 'GET', path: '/v1/maintenance', handle: () => ({ windows: this.maintenance() }) },
@@ -437,7 +561,7 @@ export class SloSubsystem implements Subsystem {
  * service or database is configured, even without SLOs yet, so node history accumulates for
  * predicted availability and SLOs added by a reload start recording at once.
  */
-export function createSlo(deps: SubsystemDeps, opts?: SloOptions): SloSubsystem | undefined {
+export function createSlo(deps: SloDeps, opts?: SloOptions): SloSubsystem | undefined {
   const c = deps.config;
   if (Object.keys(c.slos).length === 0 && Object.keys(c.services).length === 0 && Object.keys(c.databases).length === 0) return undefined;
   return new SloSubsystem(deps, opts);

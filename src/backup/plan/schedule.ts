@@ -25,6 +25,11 @@ export function nextRun(expr: string, after: number): number {
   return CronExpressionParser.parse(normalizeCron(expr), { currentDate: new Date(after), tz: 'UTC' }).next().getTime();
 }
 
+/** The latest run at or before `atOrBefore` (ms since epoch, UTC). */
+export function latestRun(expr: string, atOrBefore: number): number {
+  return CronExpressionParser.parse(normalizeCron(expr), { currentDate: new Date(atOrBefore + 1), tz: 'UTC' }).prev().getTime();
+}
+
 /** The gap between two consecutive runs following `from`: the schedule's interval. */
 export function cronInterval(expr: string, from: number): number {
   const a = nextRun(expr, from);

@@ -3,13 +3,22 @@
 // time; RPO watching (an 'audit.event' when a plan or target breaches its rpo, and when it
 // recovers); Prometheus metrics and status rows for every plan and target; and a small API
 // (GET /v1/backups, POST /v1/backups/:plan/run|verify|drill). Timers run on the injected Clock.
+// In cluster mode the schedules run once across the instances: each plan is a job whose lease
+// holder alone runs its slots, recording them in the KV (coord/ OnceScheduler), and a plan with
+// `instance:` is run only by that instance (its paths live on that host).
 import { Gauge } from 'prom-client';
 import type { Timer } from '../../core/clock.js';
 import type { BackupPlanConfig, BulwarkConfig } from '../../core/config/schema.js';
 import { BulwarkError, describeError } from '../../core/errors.js';
 import type { Route, Subsystem, SubsystemDeps } from '../../core/subsystem.js';
 import { drillPlan, planStatus, runPlanRecorded, verifyPlan, type PlanContext, type PlanStatus } from './ops.js';
-import { checkCron, cronInterval, nextRun } from './schedule.js';
+import { checkCron, cronInterval, latestRun, nextRun } from './schedule.js';
+import { OnceScheduler, type Coordination, type OnceTask } from '../../coord/index.js';
+
+/** What the plans need from the composition root beyond SubsystemDeps: the coordination service (cluster mode). */
+export interface PlansDeps extends SubsystemDeps {
+  readonly coordination?: Coordination | undefined;
+}
 
 type JobKind = 'backup' | 'verify' | 'drill';
 
@@ -27,8 +36,10 @@ const RPO_CHECK_MS = 60_000;
 
 export class PlansSubsystem implements Subsystem {
   readonly name = 'backup-plans';
-  readonly #deps: SubsystemDeps;
+  readonly #deps: PlansDeps;
   readonly #baseDir: string;
+  /** Cluster mode: one once-only scheduler per plan (undefined outside cluster mode: local timers, as always). */
+  #once: Map<string, OnceScheduler> | undefined;
   #config: BulwarkConfig;
   #plans = new Map<string, PlanState>();
   #rpoTimer: Timer | undefined;
@@ -37,8 +48,9 @@ export class PlansSubsystem implements Subsystem {
   #gauges: Gauge[] = [];
   #gaugeNames: string[] = [];
 
-  constructor(deps: SubsystemDeps, baseDir: string) {
+  constructor(deps: PlansDeps, baseDir: string) {
     this.#deps = deps;
+    if (deps.instance && deps.coordination) this.#once = new Map();
     this.#config = deps.config;
     this.#baseDir = baseDir;
     for (const [name, p] of Object.entries(deps.config.backups)) validateSchedules(name, p);
@@ -64,6 +76,8 @@ export class PlansSubsystem implements Subsystem {
     this.#stopped = true;
     this.#rpoTimer?.cancel();
     for (const s of this.#plans.values()) for (const t of s.timers) t.cancel();
+    if (this.#once) await Promise.allSettled([...this.#once.values()].map((o) => o.stop()));
+    this.#once?.clear();
     await Promise.allSettled([...this.#inflight]);
     for (const n of this.#gaugeNames) this.#deps.metrics.removeSingleMetric(n);
     this.#gaugeNames = [];
@@ -84,10 +98,85 @@ export class PlansSubsystem implements Subsystem {
       const prev = old.get(name);
       const s: PlanState = { name, plan, timers: [], next: {}, running: prev?.running, breached: prev?.breached ?? new Set() };
       this.#plans.set(name, s);
+      if (this.#once) {
+        this.#planNext(s);
+        continue;
+      }
       if (plan.schedule) this.#arm(s, 'backup', plan.schedule);
       if (plan.verify?.schedule) this.#arm(s, 'verify', plan.verify.schedule);
       if (plan.verify?.restore_drill) this.#arm(s, 'drill', plan.verify.restore_drill);
     }
+    if (this.#once) this.#syncOnce();
+  }
+
+  /** Cluster mode: the schedule's expression for a job kind of a plan, as configured now. */
+  #expr(name: string, kind: JobKind): string | undefined {
+    const p = this.#plans.get(name)?.plan;
+    return kind === 'backup' ? p?.schedule : kind === 'verify' ? p?.verify?.schedule : p?.verify?.restore_drill;
+  }
+
+  #planNext(s: PlanState): void {
+    const now = this.#deps.clock.now();
+    s.next = {};
+    for (const kind of ['backup', 'verify', 'drill'] as const) {
+      const e = this.#expr(s.name, kind);
+      if (e) s.next[kind] = nextRun(e, now);
+    }
+  }
+
+  /** Cluster mode: one scheduler per plan; plans added by a reload get one, removed plans give theirs up. */
+  #syncOnce(): void {
+    const once = this.#once as Map<string, OnceScheduler>;
+    const coordination = this.#deps.coordination as Coordination;
+    const me = this.#deps.instance?.name;
+    for (const [name, sched] of once) {
+      if (!this.#plans.has(name)) {
+        once.delete(name);
+        void sched.stop();
+      }
+    }
+    for (const name of this.#plans.keys()) {
+      if (once.has(name) || this.#stopped) continue;
+      const tasks: OnceTask[] = (['backup', 'verify', 'drill'] as const).map((kind) => ({
+        key: `jobs/plan/${name}/${kind}`,
+        latest: (now) => {
+          const e = this.#expr(name, kind);
+          return e ? latestRun(e, now) : undefined;
+        },
+        next: (now) => {
+          const e = this.#expr(name, kind);
+          return e ? nextRun(e, now) : now + 60_000;
+        },
+        busy: () => this.#plans.get(name)?.running !== undefined,
+        run: async (slot, why) => {
+          const s = this.#plans.get(name);
+          if (s) this.#planNext(s);
+          this.#deps.logger.info({ plan: name, kind, slot: new Date(slot).toISOString(), why }, 'scheduled plan job (this instance holds the plan\'s lease)');
+          await this.trigger(name, kind).catch((err: unknown) => this.#deps.logger.warn({ plan: name, kind, err: describeError(err) }, 'scheduled plan job did not run'));
+        },
+      }));
+      const sched = new OnceScheduler({
+        coordination,
+        leaseName: `job/plan/${name}`,
+        clock: this.#deps.clock,
+        tasks,
+        eligible: () => {
+          const pinned = this.#plans.get(name)?.plan.instance;
+          return pinned === undefined || pinned === me;
+        },
+        onEvent: (e) => {
+          if (e.kind === 'error') this.#deps.logger.warn({ plan: name, msg: e.message }, 'plan scheduling across instances failed');
+          else if (e.kind === 'held' || e.kind === 'lost') this.#deps.logger.info({ plan: name }, e.message);
+        },
+      });
+      once.set(name, sched);
+      sched.start();
+    }
+  }
+
+  /** Cluster mode: whether this instance holds the plan's job lease now (undefined outside cluster mode). */
+  holder(name: string): boolean | undefined {
+    return this.#once ? (this.#once.get(name)?.holder ?? false) : undefined;
   }
 
   #arm(s: PlanState, kind: JobKind, expr: string): void {
@@ -180,7 +269,7 @@ export class PlansSubsystem implements Subsystem {
     const mins = (ms: number | undefined): string => (ms === undefined ? '-' : ms < 120_000 ? `${Math.round(ms / 1000)}s` : ms < 7_200_000 ? `${Math.round(ms / 60_000)}m` : `${Math.round(ms / 3_600_000)}h`);
     return {
       // a table for `bulwark status` (one row per plan target)
-      columns: ['plan', 'target', 'media', 'last_success', 'age', 'rpo', 'size', 'errors', 'verified', 'rto', 'state', 'error'],
+      columns: ['plan', 'target', 'media', 'last_success', 'age', 'rpo', 'size', 'errors', 'verified', 'rto', 'state', ...(this.#once ? ['scheduled'] : []), 'error'],
       rows: rows.flatMap((r) =>
         r.targets.map((t) => ({
           plan: r.plan,
@@ -194,6 +283,7 @@ export class PlansSubsystem implements Subsystem {
           verified: t.lastCheckOk === undefined ? 'never' : t.lastCheckOk ? 'ok' : `${t.lastCheckErrors ?? 1} errors`,
           rto: t.rtoMs === undefined ? '-' : mins(t.rtoMs),
           state: this.#plans.get(r.plan)?.running ?? 'idle',
+          ...(this.#once ? { scheduled: this.holder(r.plan) ? 'here' : 'elsewhere' } : {}),
           error: t.lastError,
         })),
       ),
@@ -202,6 +292,7 @@ export class PlansSubsystem implements Subsystem {
         return {
           ...r,
           running: s?.running ?? null,
+          ...(this.#once ? { scheduled_here: this.holder(r.plan) ?? false, instance: s?.plan.instance ?? null } : {}),
           next: Object.fromEntries(Object.entries(s?.next ?? {}).map(([k, v]) => [k, new Date(v).toISOString()])),
         };
       }),
@@ -281,7 +372,7 @@ function validateSchedules(name: string, p: BackupPlanConfig): void {
 }
 
 /** The factory for SUBSYSTEM_FACTORIES: undefined when no plan is configured. */
-export function createPlans(deps: SubsystemDeps): Subsystem | undefined {
+export function createPlans(deps: PlansDeps): Subsystem | undefined {
   if (Object.keys(deps.config.backups).length === 0) return undefined;
   // Relative plan paths and secrets resolve against the config file's directory, as in the CLI;
   return new PlansSubsystem(deps, deps.baseDir);

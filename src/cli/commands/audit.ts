@@ -1,10 +1,13 @@
 // Owns the `bulwark audit` command: every backup plan against 3-2-1-1-0 (copies, media, offsite,
 // immutable, errors) from the plan history in the state store (and, with --probe, from the
 // repositories themselves), and single points of failure in the services, databases and control
-// plane of the config, with what to do about each; exit 1 on a violation.
+// plane of the config, with what to do about each; exit 1 on a violation. In cluster mode it also
+// asks etcd for the live state (members up, etcd's own members) and reports the single points of
+// failure it shows (audit/live.ts).
 import { existsSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import type { Command } from 'commander';
+import type { LiveState } from '../../audit/live.js';
 import { systemClock } from '../../core/clock.js';
 import type { BackupPlanConfig } from '../../core/config/schema.js';
 import { BulwarkError } from '../../core/errors.js';
@@ -17,15 +20,19 @@ export function registerAuditCommand(program: Command): void {
     .requiredOption('-c, --config <file>', 'config file', 'bulwark.yaml')
     .option('--plan <name>', 'only this plan')
     .option('--probe', 'also open every target and read its newest snapshot back (needs the passwords and credentials)')
+    .option('--instance <name>', 'cluster mode: read the plan history of this instance (else BULWARK_INSTANCE)')
     .option('--json', 'print JSON')
-    .action(async (opts: { config: string; json?: boolean; plan?: string; probe?: boolean }) => {
+    .action(async (opts: { config: string; json?: boolean; plan?: string; probe?: boolean; instance?: string }) => {
       const { auditInputs } = await import('../../audit/inputs.js');
       const { auditPlan } = await import('../../audit/rules.js');
       const { auditSpof } = await import('../../audit/spof.js');
       const { probePlan } = await import('../../backup/plan/probe.js');
-      const { loadConfig } = await import('../../core/config/load.js');
+      const { loadConfig, loadInstanceConfig } = await import('../../core/config/load.js');
+      const { instanceName } = await import('../../core/config/cluster.js');
       const { SqliteStore } = await import('../../store/sqlite.js');
-      const loaded = loadConfig(opts.config);
+      const plain = loadConfig(opts.config);
+      const instance = instanceName(opts.instance);
+      const loaded = plain.config.cluster && instance !== undefined ? loadInstanceConfig(opts.config, instance) : plain;
       if (opts.plan !== undefined && !loaded.config.backups[opts.plan]) {
         throw new BulwarkError('BULWARK_PLAN_UNKNOWN', `no backup plan named '${opts.plan}' under backups`, { hint: `configured plans: ${Object.keys(loaded.config.backups).join(', ') || '(none)'}` });
       }
@@ -50,11 +57,24 @@ export function registerAuditCommand(program: Command): void {
         }
       }
       const results = inputs.map((p) => auditPlan(p, Date.now()));
-      const spof = opts.plan === undefined ? auditSpof(loaded.config) : [];
+      let live: LiveState | undefined;
+      if (opts.plan === undefined && plain.config.cluster) {
+        // What the cluster is now, not only what the config says: etcd's members and the live instances.
+        const { gatherLive } = await import('../../audit/live.js');
+        const { createCoordination } = await import('../../coord/index.js');
+        const coordination = createCoordination(plain.config.coordination, { clock: systemClock, identity: `audit@${process.pid}` });
+        try {
+          live = await gatherLive(plain.config, coordination);
+        } finally {
+          await coordination.close().catch(() => undefined);
+        }
+      }
+      const { auditLive } = await import('../../audit/live.js');
+      const spof = opts.plan === undefined ? [...auditSpof(loaded.config), ...(live ? auditLive(plain.config, live) : [])] : [];
       const spofViolations = spof.filter((f) => f.severity === 'violation');
       const ok = results.every((r) => r.ok) && spofViolations.length === 0;
       if (opts.json) {
-        printJson({ ok, state_store: store ? join(dir, 'state.db') : null, plans: results, spof });
+        printJson({ ok, state_store: store ? join(dir, 'state.db') : null, plans: results, spof, ...(live ? { live } : {}) });
       } else {
         if (results.length === 0) process.stdout.write('no backup plans configured (backups: in the config)\n');
         if (!store && results.length > 0) process.stdout.write(`no state store at ${join(dir, 'state.db')}: no plan has run from here yet\n`);
@@ -68,6 +88,11 @@ export function registerAuditCommand(program: Command): void {
             r.targets.map((t) => ({ target: t.name, media: t.media, offsite: t.offsite ? 'yes' : 'no', immutable: t.immutable ? 'yes' : 'no', copy: t.counted ? 'yes' : 'no', notes: t.notes.join('; ') || undefined })),
             ['target', 'media', 'offsite', 'immutable', 'copy', 'notes'],
           );
+        }
+        if (live) {
+          const up = live.instances.filter((i) => i.up);
+          const etcd = 'error' in live.etcd ? `etcd cannot be asked (${live.etcd.error})` : `etcd has ${live.etcd.members} member(s)`;
+          process.stdout.write(`\nlive cluster ${plain.config.cluster?.name ?? ''}: ${up.length} of ${live.instances.length} instance(s) live${up.length ? ` (${up.map((i) => i.name).join(', ')})` : ''}; ${etcd}\n`);
         }
         if (opts.plan === undefined) {
           process.stdout.write(`\nsingle points of failure: ${spofViolations.length === 0 ? 'none' : `${spofViolations.length} found`}\n`);

@@ -58,8 +58,9 @@ export function registerCoreCommands(program: Command): void {
     .description('services, nodes, roles, backups and SLOs, asked of the running daemon')
     .option('-c, --config <file>', 'config file (for api.listen and the token)')
     .option('--api <url>', 'daemon API base URL (default http://127.0.0.1:7070)')
+    .option('--instance <name>', 'cluster mode: the instance to ask first (else BULWARK_INSTANCE; any instance shows the whole cluster)')
     .option('--json', 'print JSON')
-    .action(async (opts: { config?: string; api?: string; json?: boolean }) => {
+    .action(async (opts: { config?: string; api?: string; instance?: string; json?: boolean }) => {
       const status = await apiGet(opts, '/v1/status');
       if (opts.json) return printJson(status);
       printStatus(status as StatusBody);
@@ -107,16 +108,61 @@ interface StatusBody {
   started_at: number;
   config_file: string;
   subsystems: Record<string, unknown>;
+  cluster?: {
+    name: string | null;
+    self: string;
+    members: Array<{ name: string; api: string; zone: string | null; state: string; reachable: boolean; self: boolean; version: string | null; started_at: number | null; health: { subsystems: number; errors: string[] } | null; error?: { message: string } }>;
+    members_error?: string;
+    instances: Record<string, { state: string; status?: StatusBody; error?: { code: string; message: string } }>;
+  };
 }
 
-function printStatus(s: StatusBody): void {
-  process.stdout.write(`bulwark ${s.version}, up since ${new Date(s.started_at).toISOString()}, config ${s.config_file}\n`);
-  const names = Object.keys(s.subsystems);
+function printSections(subsystems: Record<string, unknown>): void {
+  const names = Object.keys(subsystems);
   if (names.length === 0) process.stdout.write('no subsystems configured\n');
   for (const name of names) {
-    const v = s.subsystems[name] as { rows?: Array<Record<string, unknown>>; columns?: string[] } | undefined;
+    const v = subsystems[name] as { rows?: Array<Record<string, unknown>>; columns?: string[] } | undefined;
     process.stdout.write(`\n${name}\n`);
     if (v && Array.isArray(v.rows)) printTable(v.rows, v.columns);
     else process.stdout.write(`${JSON.stringify(v, null, 2)}\n`);
+  }
+}
+
+/** One row per member: its state in etcd, whether its API answered, its version and health. */
+export function memberRows(c: NonNullable<StatusBody['cluster']>): Array<Record<string, unknown>> {
+  return c.members.map((m) => ({
+    instance: m.self ? `${m.name} (this)` : m.name,
+    api: m.api,
+    zone: m.zone ?? undefined,
+    member: m.state,
+    api_reachable: m.reachable ? 'yes' : 'NO',
+    version: m.version ?? undefined,
+    up_since: m.started_at === null ? undefined : new Date(m.started_at).toISOString(),
+    health: m.health === null ? undefined : m.health.errors.length === 0 ? `ok (${m.health.subsystems} subsystems)` : `errors: ${m.health.errors.join(', ')}`,
+  }));
+}
+
+function printStatus(s: StatusBody): void {
+  const c = s.cluster;
+  if (!c || c.name === null) {
+    process.stdout.write(`bulwark ${s.version}, up since ${new Date(s.started_at).toISOString()}, config ${s.config_file}\n`);
+    printSections(s.subsystems);
+    return;
+  }
+  const up = c.members.filter((m) => m.state === 'up').length;
+  const unreachable = c.members.filter((m) => !m.reachable).length;
+  process.stdout.write(`cluster ${c.name}: ${c.members.length} instance(s), ${up} up in etcd, ${unreachable} unreachable; answered by ${c.self}, config ${s.config_file}\n`);
+  if (c.members_error) process.stdout.write(`membership unknown: ${c.members_error}\n`);
+  process.stdout.write('\nmembers\n');
+  printTable(memberRows(c), ['instance', 'api', 'zone', 'member', 'api_reachable', 'version', 'up_since', 'health']);
+  for (const m of c.members) {
+    process.stdout.write(`\n=== instance ${m.name}${m.self ? ' (this one)' : ''}${m.zone ? `, zone ${m.zone}` : ''} ===\n`);
+    if (m.self) {
+      printSections(s.subsystems);
+      continue;
+    }
+    const v = c.instances[m.name];
+    if (v?.state === 'up' && v.status) printSections(v.status.subsystems ?? {});
+    else process.stdout.write(`UNREACHABLE: ${v?.error?.message ?? 'no answer'}\n`);
   }
 }

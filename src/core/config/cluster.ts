@@ -32,6 +32,11 @@ export function clusterChecks(config: BulwarkConfig): Problem[] {
         }
       });
     }
+    for (const [plan, p] of Object.entries(config.backups)) {
+      if (p.instance !== undefined) {
+        out.push({ path: ['backups', plan, 'instance'], message: `instance: '${p.instance}' needs a cluster: section listing the instances (outside cluster mode the one instance runs every plan) (BULWARK_CLUSTER_CONFIG)` });
+      }
+    }
     return out;
   }
   if (config.coordination.kind !== 'etcd') {
@@ -65,6 +70,11 @@ export function clusterChecks(config: BulwarkConfig): Problem[] {
     });
     if (d.standby === 'cold') {
       out.push({ path: ['databases', db, 'standby'], message: 'standby: cold is not supported in cluster mode yet (the WAL archive and the base-backup scratch directory are local to one host); use standby: hot or warm across hosts, or run the cold-standby database without cluster: (BULWARK_CLUSTER_CONFIG)' });
+    }
+  }
+  for (const [plan, p] of Object.entries(config.backups)) {
+    if (p.instance !== undefined && !names.has(p.instance)) {
+      out.push({ path: ['backups', plan, 'instance'], message: `no instance named '${p.instance}' under cluster.instances (instances: ${known}): the plan's paths live on the host of the instance that runs it (BULWARK_CLUSTER_CONFIG)` });
     }
   }
   return out;

@@ -198,6 +198,8 @@ const planSchema = z.strictObject({
   password_file: z.string().optional(),
   password_env: z.string().optional(),
   tags: z.array(z.string()).default([]),
+  /** cluster mode: only this instance (under cluster.instances) runs the plan's scheduled jobs: its paths live on that host. */
+  instance: name().optional(),
   targets: z
     .array(targetSchema)
     .min(1)

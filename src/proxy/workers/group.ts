@@ -20,6 +20,8 @@ export interface GroupHooks {
   succeeded(service: string, b: Backend<unknown>): void;
   request(service: string, backend: string | undefined, ok: boolean, status: number | undefined, latencyMs: number, at: number): void;
   log(level: 'info' | 'warn' | 'error', fields: Record<string, unknown>, msg: string): void;
+  /** Cluster mode: this instance's zone, handed to the workers (their pools prefer it). */
+  readonly localZone?: string | undefined;
 }
 
 interface Member {
@@ -56,7 +58,7 @@ export class WorkerGroup {
   }
 
   #fork(): Promise<void> {
-    const worker = cluster.fork({ BULWARK_PROXY_WORKER: '1' });
+    const worker = cluster.fork({ BULWARK_PROXY_WORKER: '1', ...(this.#hooks.localZone ? { BULWARK_PROXY_ZONE: this.#hooks.localZone } : {}) });
     const m: Member = { worker, stats: {} };
     this.#members.set(worker.id, m);
     return new Promise((resolve, reject) => {
