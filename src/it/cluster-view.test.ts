@@ -201,6 +201,7 @@ test('cluster view: the dashboard on any instance shows the members and every in
   t.after(() => browser.close());
   const page = await browser.newPage();
   await page.setExtraHTTPHeaders(auth); // the page's API calls carry the token
+  await page.route('**/v1/events/stream**', (r) => r.abort()); // an open event stream would hold the API's graceful close
   await page.goto(`http://${apis['bw-2']}/`);
   page.on('pageerror', (e) => console.error('pageerror', e));
   await page.waitForSelector('section[data-cluster] table');

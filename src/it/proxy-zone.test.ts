@@ -15,11 +15,12 @@ import { createProxy } from '../proxy/index.js';
 import { waitFor } from '../testing/helpers.js';
 import { get, killHard, spawnBackend } from './proxy-kit.js';
 
-test('proxy zones: traffic stays in the instance\'s zone while it has a healthy backend, and leaves it when they die', async (t) => {
+for (const workers of [1, 2]) test(`proxy zones (workers: ${workers}): traffic stays in the instance's zone while it has a healthy backend, and leaves it when they die`, async (t) => {
   const [a1, a2, b1] = await Promise.all([spawnBackend('a1'), spawnBackend('a2'), spawnBackend('b1')]);
   const dir = mkdtempSync(join(tmpdir(), 'bulwark-zone-'));
   const config = configSchema.parse({
     state_dir: join(dir, 'var'),
+    proxy: { workers },
     services: {
       web: {
         listen: '127.0.0.1:0',
