@@ -15,8 +15,12 @@ export interface TestEtcdCluster {
 
 export async function startEtcdCluster(size: number): Promise<TestEtcdCluster> {
   const dir = mkdtempSync(join(tmpdir(), 'bulwark-etcd-cluster-'));
+  // six ports bound and released one after the other can repeat: make them distinct
+  const ports = new Set<number>();
+  while (ports.size < size * 2) ports.add(await freePort());
+  const list = [...ports];
   const members = [];
-  for (let i = 0; i < size; i++) members.push({ name: `m${i}`, client: `http://127.0.0.1:${await freePort()}`, peer: `http://127.0.0.1:${await freePort()}` });
+  for (let i = 0; i < size; i++) members.push({ name: `m${i}`, client: `http://127.0.0.1:${list[2 * i] ?? 0}`, peer: `http://127.0.0.1:${list[2 * i + 1] ?? 0}` });
   const initial = members.map((m) => `${m.name}=${m.peer}`).join(',');
   const children: ChildProcess[] = [];
   const logs: string[] = [];
@@ -48,7 +52,7 @@ export async function startEtcdCluster(size: number): Promise<TestEtcdCluster> {
     c.stderr?.on('data', (d: Buffer) => (logs[i] = ((logs[i] ?? '') + d.toString()).slice(-2000)));
     children.push(c);
   }
-  const deadline = Date.now() + 20_000;
+  const deadline = Date.now() + 40_000;
   for (const m of members) {
     for (;;) {
       try {
@@ -59,7 +63,7 @@ export async function startEtcdCluster(size: number): Promise<TestEtcdCluster> {
       }
       if (Date.now() > deadline) {
         await stop();
-        throw new Error(`etcd cluster did not become healthy within 20 s: ${logs.join(' | ')}`);
+        throw new Error(`etcd cluster did not become healthy within 40 s: ${logs.join(' | ')}`);
       }
       await new Promise((r) => setTimeout(r, 100));
     }
