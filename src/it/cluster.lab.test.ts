@@ -73,8 +73,16 @@ async function newPrimary(r: Rig, not: string, onHost?: string): Promise<{ node:
 }
 
 async function table(r: Rig, name: string): Promise<void> {
-  const q = await r.lab.host('c1').sql(r.lab.host('h2').address, WRITE_PORT, `CREATE TABLE ${name} (client int NOT NULL, seq int NOT NULL, node text, at timestamptz NOT NULL DEFAULT now(), PRIMARY KEY (client, seq))`);
-  assert.ok(q.ok, `create ${name}: ${q.error ?? ''}`);
+  // like any client, retry a DDL whose connection was reset (seen once right after bootstrap in CI:
+  // named as an open question in the closing note); the faults below are what these tests judge
+  let last = '';
+  for (let i = 0; i < 5; i++) {
+    const q = await r.lab.host('c1').sql(r.lab.host('h2').address, WRITE_PORT, `CREATE TABLE IF NOT EXISTS ${name} (client int NOT NULL, seq int NOT NULL, node text, at timestamptz NOT NULL DEFAULT now(), PRIMARY KEY (client, seq))`);
+    if (q.ok) return;
+    last = q.error ?? '';
+    await new Promise((res) => setTimeout(res, 1000));
+  }
+  assert.fail(`create ${name}: ${last}\n${logs(r)}`);
 }
 
 function verdict(res: Awaited<ReturnType<typeof underLoad>>, r: Rig): void {
