@@ -517,7 +517,9 @@ export class DistributedCluster {
 
   /** The standby a new primary names synchronous: a streaming one, else the former primary (which will rejoin). */
   #syncCandidate(p: NodeRt, old: string | undefined): string | undefined {
-    const streaming = [...this.#nodes.values()].filter((x) => x !== p && x.obs?.ok && x.obs.inRecovery && x.spec.name !== old);
+    // a standby seen in recovery lately (one slow answer must not make the unreachable old primary
+    // the synchronous standby: every commit would then wait until it rejoins)
+    const streaming = [...this.#nodes.values()].filter((x) => x !== p && x.spec.name !== old && (x.obs?.ok ? x.obs.inRecovery : x.fails < this.#d.config.fall && x.lastGood?.inRecovery));
     return streaming[0]?.spec.name ?? old ?? [...this.#nodes.values()].find((x) => x !== p)?.spec.name;
   }
 

@@ -10,7 +10,7 @@ import { after, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createLab, LabBulwark, PG_PORT, startLabEtcd, underLoad, WRITE_PORT, type Lab, type LabEtcd } from './lab/index.js';
 
-const SETTINGS = { fsync: 'off', shared_buffers: '16MB', max_connections: 60 };
+const SETTINGS = { fsync: 'off', shared_buffers: '16MB', max_connections: 200 };
 
 interface Rig {
   lab: Lab;
